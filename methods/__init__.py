@@ -1,0 +1,1 @@
+"""Learning methods: one module per method (or family), each registering its class."""

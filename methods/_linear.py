@@ -1,0 +1,32 @@
+"""Shared pieces of the non-deep baselines: sample observations, flatten, fit a sklearn model."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from benchmark.datasets.base import GroundTruthDataset
+from methods.base import Representation
+
+
+class SklearnRepresentation(Representation):
+    """Codes = a fitted sklearn transformer applied to flattened observations."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        return self.model.transform(np.asarray(x, dtype=np.float64).reshape(len(x), -1))
+
+
+def sample_flat(dataset: GroundTruthDataset, n: int, seed: int) -> np.ndarray:
+    """``n`` observations drawn with ``seed``, flattened to [n, C*H*W] float64."""
+    _, obs = dataset.sample(n, np.random.default_rng(seed))
+    return obs.reshape(n, -1).astype(np.float64)
+
+
+def n_components(hparams: dict[str, Any], dataset: GroundTruthDataset) -> int:
+    """``hparams['n_components']``, or the dataset's number of factors when it is None."""
+    k = hparams["n_components"]
+    return dataset.num_factors if k is None else int(k)

@@ -1,0 +1,103 @@
+"""The method interface: ``fit`` a dataset into a :class:`Representation` that encodes.
+
+A method is a class with a ``name``, a one-line ``description``, default
+hyperparameters and the published sweep grid. The harness calls
+``fit(dataset, hparams, seed, budget, ctx)``; everything random inside must flow from
+``seed``. Methods that can train several runs as one batched model set
+``batchable = True`` and override ``fit_many``.
+"""
+
+from __future__ import annotations
+
+import pickle
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+
+from benchmark.datasets.base import GroundTruthDataset
+
+
+@dataclass(frozen=True)
+class TrainBudget:
+    """How much training a run gets: optimiser steps and per-model batch size."""
+
+    steps: int
+    batch_size: int = 64
+
+
+@dataclass
+class FitContext:
+    """What the harness hands a method besides the data: device, places to write, progress."""
+
+    device: str = "cpu"
+    workdir: Path = field(default_factory=lambda: Path("."))
+    cache_dir: Path = field(default_factory=lambda: Path("results/cache"))
+    progress: Callable[[int, int], None] = lambda step, total: None
+    info: dict[str, Any] = field(default_factory=dict)  # goes into the run record
+
+
+class Representation(ABC):
+    """A trained model seen through its encoder: observations -> codes."""
+
+    @abstractmethod
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        """Codes float [n, D] for observations float32 [n, C, H, W] (the mean code)."""
+
+    def save(self, path: Path) -> None:
+        """Write the whole trained representation so scores can be recomputed later."""
+        with open(path, "wb") as fh:
+            pickle.dump(self, fh)
+
+    @staticmethod
+    def load(path: Path) -> Representation:
+        with open(path, "rb") as fh:
+            rep = pickle.load(fh)
+        if not isinstance(rep, Representation):
+            raise TypeError(f"{path}: not a saved disbench representation")
+        return rep
+
+
+class Method(ABC):
+    """A registered learning method. Subclasses are stateless; ``fit`` returns the model."""
+
+    name: ClassVar[str]
+    description: ClassVar[str]
+    defaults: ClassVar[dict[str, Any]] = {}
+    sweep: ClassVar[dict[str, list[Any]]] = {}
+    framework: ClassVar[str] = "numpy"
+    batchable: ClassVar[bool] = False
+
+    @abstractmethod
+    def fit(
+        self,
+        dataset: GroundTruthDataset,
+        hparams: dict[str, Any],
+        seed: int,
+        budget: TrainBudget,
+        ctx: FitContext,
+    ) -> Representation:
+        """Train on ``dataset`` and return the representation."""
+
+    def fit_many(
+        self,
+        dataset: GroundTruthDataset,
+        jobs: Sequence[tuple[dict[str, Any], int, FitContext]],
+        budget: TrainBudget,
+    ) -> list[Representation]:
+        """Train several (hparams, seed, ctx) runs; batched methods do it as one model."""
+        return [self.fit(dataset, hp, seed, budget, ctx) for hp, seed, ctx in jobs]
+
+    @classmethod
+    def resolve_hparams(cls, given: dict[str, Any]) -> dict[str, Any]:
+        """Defaults overlaid with ``given``; an unknown key is an error naming the method."""
+        unknown = sorted(set(given) - set(cls.defaults))
+        if unknown:
+            raise ValueError(
+                f"method {cls.name!r}: unknown hyperparameter(s) {unknown}; "
+                f"known: {sorted(cls.defaults)}"
+            )
+        return {**cls.defaults, **given}

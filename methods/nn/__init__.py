@@ -1,0 +1,1 @@
+"""Shared network building blocks and training helpers for the torch methods."""

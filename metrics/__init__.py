@@ -1,0 +1,1 @@
+"""Disentanglement metrics: one module per metric, each registering a :class:`Metric`."""
