@@ -95,7 +95,9 @@ def _import(module: str, what: str) -> None:
     try:
         importlib.import_module(module)
     except Exception as exc:  # noqa: BLE001
-        raise RegistryError(f"{what} {module!r} failed to import: {type(exc).__name__}: {exc}") from exc
+        raise RegistryError(
+            f"{what} {module!r} failed to import: {type(exc).__name__}: {exc}"
+        ) from exc
 
 
 DATASETS: Registry[Any] = Registry("dataset", "disbench.datasets", "benchmark.datasets")

@@ -41,7 +41,11 @@ class FitContext:
 
 
 class Representation(ABC):
-    """A trained model seen through its encoder: observations -> codes."""
+    """A trained model seen through its encoder: observations -> codes.
+
+    Optional: ``decode(codes [n, D]) -> observations [n, C, H, W] in [0, 1]``; when a
+    representation has it, the harness writes reconstruction and traversal images.
+    """
 
     @abstractmethod
     def encode(self, x: np.ndarray) -> np.ndarray:
@@ -52,13 +56,24 @@ class Representation(ABC):
         with open(path, "wb") as fh:
             pickle.dump(self, fh)
 
-    @staticmethod
-    def load(path: Path) -> Representation:
+    @classmethod
+    def load(cls, path: Path) -> Representation:
+        """Read what :meth:`save` wrote; subclasses that override ``save`` override this too."""
         with open(path, "rb") as fh:
             rep = pickle.load(fh)
-        if not isinstance(rep, Representation):
-            raise TypeError(f"{path}: not a saved disbench representation")
+        if not isinstance(rep, cls):
+            raise TypeError(f"{path}: not a saved {cls.__name__}")
         return rep
+
+
+@dataclass(frozen=True)
+class PaperResult:
+    """One verified number from a method's paper, on the published dataset it names."""
+
+    dataset: str
+    metric: str
+    value: float
+    source: str
 
 
 class Method(ABC):
@@ -70,6 +85,8 @@ class Method(ABC):
     sweep: ClassVar[dict[str, list[Any]]] = {}
     framework: ClassVar[str] = "numpy"
     batchable: ClassVar[bool] = False
+    # Numbers the method's paper reports (never computed here), shown apart on the leaderboard.
+    paper_results: ClassVar[tuple[PaperResult, ...]] = ()
 
     @abstractmethod
     def fit(

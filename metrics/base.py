@@ -49,7 +49,8 @@ class Metric:
         unknown = sorted(set(given) - set(self.defaults))
         if unknown:
             raise ValueError(
-                f"metric {self.name!r}: unknown setting(s) {unknown}; known: {sorted(self.defaults)}"
+                f"metric {self.name!r}: unknown setting(s) {unknown}; "
+                f"known: {sorted(self.defaults)}"
             )
         return {**self.defaults, **given}
 

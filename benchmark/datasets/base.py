@@ -78,7 +78,9 @@ class GroundTruthDataset(ABC):
             )
         sizes = np.asarray(self.factor_sizes)
         if (factors < 0).any() or (factors >= sizes).any():
-            raise ValueError(f"{self.name}: factor index out of range for sizes {self.factor_sizes}")
+            raise ValueError(
+                f"{self.name}: factor index out of range for sizes {self.factor_sizes}"
+            )
 
     def describe(self) -> dict[str, object]:
         """What the run record and the leaderboard say about this dataset."""

@@ -20,7 +20,9 @@ class Blobs(GroundTruthDataset):
     """Gaussian blob: posX and posY on a grid over [0.2, 0.8] of the canvas, 4 widths."""
 
     kind: ClassVar[Kind] = "procedural"
-    description: ClassVar[str] = "procedural Gaussian blob, factors posX 16, posY 16, size 4; 64x64x1"
+    description: ClassVar[str] = (
+        "procedural Gaussian blob, factors posX 16, posY 16, size 4; 64x64x1"
+    )
 
     def __init__(self, positions: int = 16, sizes: int = 4, resolution: int = 64) -> None:
         if positions < 2 or sizes < 1 or resolution < 8:

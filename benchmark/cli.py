@@ -1,0 +1,129 @@
+"""``disbench``: run a study, rebuild the report, list what is registered."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from benchmark.registry import DATASETS, METHODS, METRICS, RegistryError, load_plugin
+from benchmark.study import ProfileError
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--plugin",
+        action="append",
+        default=[],
+        metavar="MODULE",
+        help="import MODULE first; it registers its own datasets/methods/metrics",
+    )
+    p.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="directory holding the published dataset files (sets DISBENCH_DATA_DIR)",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="disbench", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="train and score every run of a profile (resumes)")
+    run.add_argument(
+        "--profile",
+        default=None,
+        help="built-in profile name (smoke, cpu, gpu, paper) or a .toml file; "
+        "default: gpu when CUDA is available, else cpu",
+    )
+    run.add_argument("--out", default="results", type=Path, help="results directory")
+    run.add_argument("--device", choices=["cpu", "cuda", "auto"], default=None)
+    run.add_argument("--workers", type=int, default=None, help="parallel worker processes")
+    run.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override one profile key, e.g. --set train.steps=100 --set seeds=[0]",
+    )
+    run.add_argument("--quiet", action="store_true", help="no progress display")
+    _common(run)
+
+    report = sub.add_parser("report", help="rebuild scores.csv, plots and leaderboard.md")
+    report.add_argument("--out", default="results", type=Path, help="results directory")
+    report.add_argument("--leaderboard", default=Path("leaderboard.md"), type=Path)
+    _common(report)
+
+    lst = sub.add_parser("list", help="list datasets, methods and metrics")
+    _common(lst)
+    return parser
+
+
+def _default_profile() -> str:
+    import torch
+
+    return "gpu" if torch.cuda.is_available() else "cpu"
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from benchmark.runner import run_study
+    from benchmark.study import load_profile
+
+    study = load_profile(args.profile or _default_profile(), args.overrides)
+    counts = run_study(
+        study,
+        args.out,
+        device=args.device,
+        workers=args.workers,
+        plugins=tuple(args.plugin),
+        show_progress=not args.quiet,
+    )
+    print(
+        f"study {study.name}: {counts['ok']} ok, {counts['failed']} failed, "
+        f"{counts['skipped']} already done; records in {args.out / 'runs'}"
+    )
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from benchmark.report import build_report
+
+    paths = build_report(args.out, args.leaderboard)
+    print(f"wrote {paths['scores']}, {paths['leaderboard']} and {len(paths) - 2} plot(s)")
+    return 0
+
+
+def cmd_list(args: argparse.Namespace) -> int:
+    for title, registry in (("datasets", DATASETS), ("methods", METHODS), ("metrics", METRICS)):
+        print(f"{title}:")
+        for name in registry.names():
+            item = registry.get(name)
+            desc = getattr(item, "description", "") or (item.__doc__ or "").strip().split("\n")[0]
+            print(f"  {name:24s} {desc}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "report": cmd_report, "list": cmd_list}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if getattr(args, "data_dir", None):
+            os.environ["DISBENCH_DATA_DIR"] = str(args.data_dir)
+        for plugin in getattr(args, "plugin", []):
+            load_plugin(plugin)
+        return COMMANDS[args.command](args)
+    except (ProfileError, RegistryError, FileNotFoundError, ValueError) as exc:
+        print(f"disbench: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ndisbench: interrupted; finished runs are saved, rerun to resume", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,306 @@
+"""Profiles (TOML study descriptions) and their expansion into run specs with stable ids.
+
+A profile names datasets, methods with hyperparameter grids, seeds, the training budget,
+metric settings and the evaluation seed; see ``benchmark/profiles/*.toml`` and the README.
+``[methods."*"]`` applies to every registered method the profile does not name, so a
+plugin method joins a study without editing the profile.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import itertools
+import json
+import tomllib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from benchmark.registry import DATASETS, METHODS, METRICS, RegistryError
+from methods.base import TrainBudget
+
+PROFILE_DIR = Path(__file__).parent / "profiles"
+SPEC_VERSION = 1  # bump when the meaning of a spec changes, so old ids are not reused
+
+_TOP_KEYS = {
+    "description",
+    "seeds",
+    "eval_seed",
+    "datasets",
+    "train",
+    "metrics",
+    "methods",
+    "execution",
+}
+_METHOD_KEYS = {"grid", "sweep", "steps", "batch_size", "seeds", "datasets", "group_size"}
+_EXEC_KEYS = {"workers", "group_size", "device", "torch_threads"}
+
+
+class ProfileError(ValueError):
+    """A profile that cannot be used; the message names the file and the key at fault."""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """What tables call the dataset: the name, plus its parameters when any are set."""
+        if not self.params:
+            return self.name
+        args = ",".join(f"{k}={v}" for k, v in sorted(self.params.items()))
+        return f"{self.name}({args})"
+
+    def create(self) -> Any:
+        return DATASETS.get(self.name)(**self.params)
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One model to train and score. ``train_id`` covers training; ``id`` adds evaluation."""
+
+    dataset: DatasetSpec
+    method: str
+    hparams: dict[str, Any]
+    seed: int
+    budget: TrainBudget
+    eval_seed: int
+    metrics: dict[str, dict[str, Any]]
+
+    def train_part(self) -> dict[str, Any]:
+        return {
+            "version": SPEC_VERSION,
+            "dataset": asdict(self.dataset),
+            "method": self.method,
+            "hparams": self.hparams,
+            "seed": self.seed,
+            "budget": asdict(self.budget),
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.train_part(), "eval_seed": self.eval_seed, "metrics": self.metrics}
+
+    @property
+    def train_id(self) -> str:
+        return _digest(self.train_part())
+
+    @property
+    def id(self) -> str:
+        return _digest(
+            {"train_id": self.train_id, "eval_seed": self.eval_seed, "metrics": self.metrics}
+        )
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> RunSpec:
+        return cls(
+            dataset=DatasetSpec(**d["dataset"]),
+            method=d["method"],
+            hparams=d["hparams"],
+            seed=d["seed"],
+            budget=TrainBudget(**d["budget"]),
+            eval_seed=d["eval_seed"],
+            metrics=d["metrics"],
+        )
+
+
+@dataclass
+class Study:
+    name: str
+    description: str
+    runs: list[RunSpec]
+    execution: dict[str, Any]
+    raw: dict[str, Any]
+
+
+def _digest(obj: Any) -> str:
+    text = json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def profile_path(profile: str) -> Path:
+    """A built-in profile name (``cpu``) or a path to a user's TOML file."""
+    path = Path(profile)
+    if path.suffix == ".toml" or path.exists():
+        if not path.is_file():
+            raise ProfileError(f"profile file {profile!r} does not exist")
+        return path
+    builtin = PROFILE_DIR / f"{profile}.toml"
+    if not builtin.is_file():
+        known = sorted(p.stem for p in PROFILE_DIR.glob("*.toml"))
+        raise ProfileError(
+            f"unknown profile {profile!r}; built-in profiles: {', '.join(known)} "
+            "(or give a path to a .toml file)"
+        )
+    return builtin
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``train.steps=100`` -> (["train", "steps"], 100); values are TOML, else strings."""
+    if "=" not in text:
+        raise ProfileError(f"--set {text!r}: expected KEY=VALUE, e.g. train.steps=100")
+    key, value = text.split("=", 1)
+    try:
+        parsed = tomllib.loads(f"v = {value}")["v"]
+    except tomllib.TOMLDecodeError:
+        parsed = value
+    return [part.strip('"') for part in key.strip().split(".")], parsed
+
+
+def load_profile(profile: str, overrides: list[str] | None = None) -> Study:
+    path = profile_path(profile)
+    try:
+        raw = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"profile {path}: invalid TOML: {exc}") from exc
+    for text in overrides or []:
+        keys, value = parse_override(text)
+        node = raw
+        for k in keys[:-1]:
+            node = node.setdefault(k, {})
+            if not isinstance(node, dict):
+                raise ProfileError(f"--set {text!r}: {k!r} is not a table in profile {path}")
+        node[keys[-1]] = value
+    return expand(raw, name=path.stem, where=str(path))
+
+
+def _require(cond: bool, where: str, msg: str) -> None:
+    if not cond:
+        raise ProfileError(f"profile {where}: {msg}")
+
+
+def _seeds(value: Any, where: str, key: str) -> list[int]:
+    _require(
+        isinstance(value, list) and value and all(isinstance(s, int) for s in value),
+        where,
+        f"{key} must be a non-empty list of integers, got {value!r}",
+    )
+    return list(value)
+
+
+def _datasets(value: Any, where: str, key: str) -> list[DatasetSpec]:
+    _require(isinstance(value, list) and value, where, f"{key} must be a non-empty list")
+    out = []
+    for entry in value:
+        if isinstance(entry, str):
+            spec = DatasetSpec(entry)
+        elif isinstance(entry, dict) and isinstance(entry.get("name"), str):
+            params = {k: v for k, v in entry.items() if k != "name"}
+            spec = DatasetSpec(entry["name"], params)
+        else:
+            raise ProfileError(
+                f"profile {where}: {key} entries are names or tables with a 'name', got {entry!r}"
+            )
+        try:
+            DATASETS.get(spec.name)
+        except RegistryError as exc:
+            raise ProfileError(f"profile {where}: {key}: {exc}") from exc
+        out.append(spec)
+    return out
+
+
+def _grid(method_cls: Any, conf: dict[str, Any], where: str, key: str) -> list[dict[str, Any]]:
+    grid: dict[str, Any] = dict(method_cls.sweep) if conf.get("sweep") else {}
+    given = conf.get("grid", {})
+    _require(isinstance(given, dict), where, f"{key}.grid must be a table")
+    grid.update(given)
+    try:
+        method_cls.resolve_hparams({k: None for k in grid})
+    except ValueError as exc:
+        raise ProfileError(f"profile {where}: {key}.grid: {exc}") from exc
+    names = sorted(grid)
+    values = [v if isinstance(v, list) else [v] for v in (grid[n] for n in names)]
+    for n, v in zip(names, values, strict=True):
+        _require(len(v) > 0, where, f"{key}.grid.{n} is an empty list")
+    combos = [dict(zip(names, combo, strict=True)) for combo in itertools.product(*values)]
+    return [method_cls.resolve_hparams(c) for c in combos]
+
+
+def _metrics(conf: Any, where: str) -> dict[str, dict[str, Any]]:
+    conf = copy.deepcopy(conf or {})
+    _require(isinstance(conf, dict), where, "[metrics] must be a table")
+    names = conf.pop("names", "all")
+    common = conf.pop("common", {})
+    if names == "all":
+        names = METRICS.names()
+    _require(
+        isinstance(names, list) and all(isinstance(n, str) for n in names),
+        where,
+        f'metrics.names must be "all" or a list of metric names, got {names!r}',
+    )
+    for extra in conf:
+        _require(
+            extra in names,
+            where,
+            f"[metrics.{extra}] configures a metric that is not in metrics.names",
+        )
+    out = {}
+    for name in names:
+        try:
+            metric = METRICS.get(name)
+            shared = {k: v for k, v in common.items() if k in metric.defaults}
+            out[name] = metric.settings({**shared, **conf.get(name, {})})
+        except (RegistryError, ValueError) as exc:
+            raise ProfileError(f"profile {where}: metrics: {exc}") from exc
+    return out
+
+
+def expand(raw: dict[str, Any], name: str, where: str) -> Study:
+    """Check a parsed profile and expand it into run specs (datasets x methods x grid x seeds)."""
+    unknown = sorted(set(raw) - _TOP_KEYS)
+    _require(not unknown, where, f"unknown key(s) {unknown}; known: {sorted(_TOP_KEYS)}")
+    seeds = _seeds(raw.get("seeds"), where, "seeds")
+    eval_seed = raw.get("eval_seed", 0)
+    _require(isinstance(eval_seed, int), where, "eval_seed must be an integer")
+    datasets = _datasets(raw.get("datasets"), where, "datasets")
+    train = raw.get("train", {})
+    _require(
+        isinstance(train, dict) and set(train) <= {"steps", "batch_size"},
+        where,
+        "[train] takes steps and batch_size",
+    )
+    execution = raw.get("execution", {})
+    _require(
+        set(execution) <= _EXEC_KEYS,
+        where,
+        f"[execution] takes {sorted(_EXEC_KEYS)}, got {sorted(execution)}",
+    )
+    metrics = _metrics(raw.get("metrics"), where)
+
+    methods_conf = dict(raw.get("methods", {}))
+    _require(methods_conf, where, "no [methods.*] table: a study needs at least one method")
+    wildcard = methods_conf.pop("*", None)
+    if wildcard is not None:
+        for m in METHODS.names():
+            methods_conf.setdefault(m, copy.deepcopy(wildcard))
+
+    runs: list[RunSpec] = []
+    for mname, conf in methods_conf.items():
+        key = f"methods.{mname}"
+        try:
+            cls = METHODS.get(mname)
+        except RegistryError as exc:
+            raise ProfileError(f"profile {where}: {exc}") from exc
+        conf = conf or {}
+        bad = sorted(set(conf) - _METHOD_KEYS)
+        _require(not bad, where, f"[{key}] unknown key(s) {bad}; known: {sorted(_METHOD_KEYS)}")
+        steps = conf.get("steps", train.get("steps", 1000))
+        batch = conf.get("batch_size", train.get("batch_size", 64))
+        _require(
+            isinstance(steps, int) and steps > 0 and isinstance(batch, int) and batch > 0,
+            where,
+            f"[{key}] steps and batch_size must be positive integers",
+        )
+        m_seeds = _seeds(conf["seeds"], where, f"{key}.seeds") if "seeds" in conf else seeds
+        m_data = (
+            _datasets(conf["datasets"], where, f"{key}.datasets")
+            if "datasets" in conf
+            else datasets
+        )
+        for ds, hp, seed in itertools.product(m_data, _grid(cls, conf, where, key), m_seeds):
+            runs.append(RunSpec(ds, mname, hp, seed, TrainBudget(steps, batch), eval_seed, metrics))
+    ids = [r.id for r in runs]
+    _require(len(set(ids)) == len(ids), where, "two runs expand to the same spec")
+    return Study(name, raw.get("description", ""), runs, execution, raw)

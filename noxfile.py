@@ -1,0 +1,49 @@
+"""nox sessions: tests (what CI runs), benchmark (the main job), lint, perf."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nox
+
+nox.options.sessions = ["tests"]
+# The tests run against the torch release they were validated with; on a machine without
+# a GPU this also keeps the download small where a CPU wheel is at hand.
+CONSTRAINTS = ("-c", ".ci/constraints.txt")
+
+
+@nox.session
+def tests(session: nox.Session) -> None:
+    """The test suite, with disentanglement_lib installed for the agreement tests."""
+    session.install(*CONSTRAINTS, "-e", ".[test]")
+    session.install("--no-deps", "-r", "tests/requirements-reference.txt")
+    session.install("--no-deps", "-e", "examples/disbench-example-plugin")
+    session.run("pytest", "-q", *session.posargs)
+
+
+@nox.session
+def benchmark(session: nox.Session) -> None:
+    """Train and score the default profile (cpu, or gpu when CUDA is available), then report.
+
+    Extra arguments go to ``disbench run``, e.g. ``nox -s benchmark -- --profile smoke``.
+    """
+    session.install(*CONSTRAINTS, ".")
+    session.run("disbench", "run", *session.posargs)
+    session.run("disbench", "report")
+
+
+@nox.session
+def lint(session: nox.Session) -> None:
+    session.install("ruff>=0.5")
+    session.run("ruff", "check", ".")
+    session.run("ruff", "format", "--check", ".")
+
+
+@nox.session
+def perf(session: nox.Session) -> None:
+    """Every speed benchmark under perf/ (each prints what it measured and on which machine)."""
+    session.install(*CONSTRAINTS, "-e", ".")
+    session.install("--no-deps", "-r", "tests/requirements-reference.txt")
+    scripts = sorted(Path("perf").glob("*.py"))
+    for script in session.posargs or [str(s) for s in scripts]:
+        session.run("python", script)

@@ -1,0 +1,51 @@
+"""Methods for the harness tests, loaded with ``--plugin testing_methods``.
+
+``always_fails`` raises, ``nan_codes`` encodes to NaN, ``sleepy_pca`` is PCA that
+sleeps first so a test can kill a study in the middle of a run.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any, ClassVar
+
+import numpy as np
+
+from benchmark.registry import register_method
+from methods.base import Representation
+from methods.pca import PCAMethod
+
+
+@register_method
+class AlwaysFails(PCAMethod):
+    name: ClassVar[str] = "always_fails"
+    description: ClassVar[str] = "test method that raises during fit"
+
+    def fit(self, *args: Any, **kwargs: Any) -> Representation:
+        raise RuntimeError("deliberate failure for the test")
+
+
+class NaNRepresentation(Representation):
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        return np.full((len(x), 3), np.nan)
+
+
+@register_method
+class NaNCodes(PCAMethod):
+    name: ClassVar[str] = "nan_codes"
+    description: ClassVar[str] = "test method whose codes are NaN"
+
+    def fit(self, *args: Any, **kwargs: Any) -> Representation:
+        return NaNRepresentation()
+
+
+@register_method
+class SleepyPCA(PCAMethod):
+    name: ClassVar[str] = "sleepy_pca"
+    description: ClassVar[str] = "PCA that sleeps first (for the kill-and-resume test)"
+    defaults: ClassVar[dict[str, Any]] = {**PCAMethod.defaults, "sleep_s": 0.5}
+
+    def fit(self, dataset, hparams, seed, budget, ctx):  # type: ignore[no-untyped-def]
+        time.sleep(hparams["sleep_s"])
+        inner = {k: v for k, v in hparams.items() if k != "sleep_s"}
+        return super().fit(dataset, inner, seed, budget, ctx)

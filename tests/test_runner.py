@@ -1,0 +1,133 @@
+"""The runner: failures are recorded and the study goes on; same seed, same scores;
+a study killed mid-run resumes with no run missing, duplicated or corrupt."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from benchmark.registry import load_plugin
+from benchmark.report import build_report
+from benchmark.runner import run_study
+from benchmark.store import ResultsStore
+from benchmark.study import load_profile
+
+ROOT = Path(__file__).parent.parent
+
+PROFILE = """
+seeds = [0, 1]
+datasets = [{name = "blobs", positions = 8, sizes = 2}]
+[metrics]
+names = ["mig"]
+common = {num_train = 400}
+[methods.pca.grid]
+num_points = 200
+[methods.always_fails]
+[methods.nan_codes]
+"""
+
+
+def _profile(tmp_path: Path, text: str = PROFILE) -> str:
+    path = tmp_path / "study.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_failing_runs_are_recorded_and_the_others_ranked(tmp_path) -> None:
+    load_plugin("testing_methods")
+    out = tmp_path / "results"
+    counts = run_study(load_profile(_profile(tmp_path)), out, show_progress=False)
+    assert counts == {"ok": 2, "failed": 4, "skipped": 0}
+    records = {(r["spec"]["method"], r["spec"]["seed"]): r for r in ResultsStore(out).records()}
+    fail = records[("always_fails", 0)]
+    assert fail["status"] == "failed"
+    assert fail["error"] == "RuntimeError: deliberate failure for the test"
+    assert records[("nan_codes", 1)]["status"] == "failed"
+    assert "NaN" in records[("nan_codes", 1)]["error"]
+    ok = records[("pca", 0)]
+    assert ok["status"] == "ok" and 0 <= ok["scores"]["mig"]["discrete_mig"] <= 1
+    assert ok["environment"]["packages"]["numpy"]
+    assert ok["timings"]["fit_s"] > 0
+
+    board = tmp_path / "leaderboard.md"
+    build_report(out, board)
+    text = board.read_text()
+    assert "| pca | 1.00 | 2 |" in text
+    assert "## Failed runs" in text and "deliberate failure for the test" in text
+
+
+def test_same_profile_same_seed_gives_identical_scores(tmp_path) -> None:
+    text = PROFILE.replace(
+        "[methods.always_fails]\n[methods.nan_codes]\n",
+        "[methods.fastica.grid]\nnum_points = 200\n",
+    )
+    scores = []
+    for name in ("a", "b"):
+        out = tmp_path / name
+        run_study(load_profile(_profile(tmp_path, text)), out, show_progress=False)
+        scores.append({r["id"]: r["scores"] for r in ResultsStore(out).records()})
+    assert len(scores[0]) == 4
+    assert scores[0] == scores[1]
+
+
+def test_rerun_skips_finished_runs(tmp_path) -> None:
+    out = tmp_path / "results"
+    text = PROFILE.replace("[methods.always_fails]\n[methods.nan_codes]\n", "")
+    study = load_profile(_profile(tmp_path, text))
+    assert run_study(study, out, show_progress=False)["ok"] == 2
+    assert run_study(study, out, show_progress=False) == {"ok": 0, "failed": 0, "skipped": 2}
+
+
+def test_kill_and_resume_finishes_the_study_exactly_once(tmp_path) -> None:
+    seeds = list(range(6))
+    text = (
+        f'seeds = {seeds}\ndatasets = [{{name = "blobs", positions = 8, sizes = 2}}]\n'
+        '[metrics]\nnames = ["mig"]\ncommon = {num_train = 300}\n'
+        "[methods.sleepy_pca.grid]\nnum_points = 100\nsleep_s = 1.5\n"
+    )
+    profile = _profile(tmp_path, text)
+    out = tmp_path / "results"
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join(
+            [str(ROOT / "tests" / "plugins"), os.environ.get("PYTHONPATH", "")]
+        ),
+    }
+    cmd = [
+        sys.executable,
+        "-m",
+        "benchmark.cli",
+        "run",
+        "--profile",
+        profile,
+        "--out",
+        str(out),
+        "--plugin",
+        "testing_methods",
+        "--quiet",
+    ]
+    proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and len(list((out / "runs").glob("*.json"))) < 2:
+        time.sleep(0.1)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    written = list((out / "runs").glob("*.json"))
+    assert 2 <= len(written) < len(seeds), "the kill should land in the middle of the study"
+    for path in written:
+        json.loads(path.read_text())  # every record on disk is complete
+
+    done = subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "already done" in done.stdout
+    records = ResultsStore(out).records()
+    expected = {r.id for r in load_profile(profile).runs}
+    assert sorted(r["id"] for r in records) == sorted(expected)
+    assert all(r["status"] == "ok" for r in records)
+    assert sorted(r["spec"]["seed"] for r in records) == seeds
+    assert not list((out / "runs").glob(".*.tmp"))

@@ -1,0 +1,141 @@
+"""Profiles: parsing, errors naming the file and key, overrides, expansion, id stability."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmark.study import (
+    PROFILE_DIR,
+    DatasetSpec,
+    ProfileError,
+    RunSpec,
+    load_profile,
+    parse_override,
+)
+from methods.base import TrainBudget
+
+MINIMAL = """
+seeds = [0, 1, 2]
+datasets = ["blobs"]
+[metrics]
+names = ["mig"]
+common = {num_train = 500}
+[methods.pca.grid]
+num_points = [200, 300]
+"""
+
+
+def write(tmp_path: Path, text: str) -> str:
+    path = tmp_path / "p.toml"
+    path.write_text(text)
+    return str(path)
+
+
+def test_builtin_profiles_parse() -> None:
+    names = {p.stem for p in PROFILE_DIR.glob("*.toml")}
+    assert {"smoke", "cpu", "gpu", "paper"} <= names
+    for name in names:
+        study = load_profile(name)
+        assert study.runs, name
+
+
+def test_expansion_is_datasets_x_grid_x_seeds(tmp_path) -> None:
+    study = load_profile(write(tmp_path, MINIMAL))
+    assert len(study.runs) == 1 * 2 * 3
+    assert {r.hparams["num_points"] for r in study.runs} == {200, 300}
+    assert {r.seed for r in study.runs} == {0, 1, 2}
+    # defaults are resolved into the spec, metric settings merged with the metric defaults
+    assert all(r.hparams["n_components"] is None for r in study.runs)
+    assert study.runs[0].metrics == {"mig": {"num_train": 500, "num_bins": 20}}
+
+
+def test_overrides_replace_single_keys(tmp_path) -> None:
+    study = load_profile(write(tmp_path, MINIMAL), ["seeds=[7]", "methods.pca.grid.num_points=50"])
+    assert [(r.seed, r.hparams["num_points"]) for r in study.runs] == [(7, 50)]
+    assert parse_override("train.steps=100") == (["train", "steps"], 100)
+    assert parse_override("x=abc") == (["x"], "abc")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("bogus = 1\n" + MINIMAL, r"unknown key\(s\) \['bogus'\]"),
+        (MINIMAL.replace("[0, 1, 2]", "[]"), "seeds must be a non-empty list"),
+        (MINIMAL.replace('"blobs"', '"blobz"'), "unknown dataset 'blobz' \\(did you mean 'blobs'"),
+        (MINIMAL.replace("methods.pca", "methods.pcx"), "unknown method 'pcx'"),
+        (MINIMAL.replace("num_points", "num_pointz"), "unknown hyperparameter"),
+        (MINIMAL.replace('names = ["mig"]', 'names = ["migg"]'), "unknown metric 'migg'"),
+        (MINIMAL + "\n[metrics.mig]\nbins=3\n", "unknown setting"),
+        ("seeds = [0\n", "invalid TOML"),
+    ],
+)
+def test_profile_errors_name_file_and_key(tmp_path, text, message) -> None:
+    path = write(tmp_path, text)
+    with pytest.raises(ProfileError, match=message) as err:
+        load_profile(path)
+    assert path in str(err.value)
+
+
+def test_unknown_builtin_profile_lists_known() -> None:
+    with pytest.raises(ProfileError, match="built-in profiles: .*smoke"):
+        load_profile("smok")
+
+
+def test_wildcard_takes_every_registered_method(tmp_path) -> None:
+    text = MINIMAL.replace("[methods.pca.grid]\nnum_points = [200, 300]", '[methods."*"]')
+    study = load_profile(write(tmp_path, text), ["seeds=[0]"])
+    methods = {r.method for r in study.runs}
+    assert {"pca", "fastica", "random_projection"} <= methods
+
+
+SPEC = RunSpec(
+    DatasetSpec("blobs", {"positions": 8}),
+    "pca",
+    {"n_components": 3, "num_points": 10},
+    seed=4,
+    budget=TrainBudget(100, 64),
+    eval_seed=0,
+    metrics={"mig": {"num_bins": 20, "num_train": 1000}},
+)
+
+
+def test_run_id_is_stable_across_processes_and_key_order() -> None:
+    reordered = RunSpec(
+        SPEC.dataset,
+        "pca",
+        {"num_points": 10, "n_components": 3},
+        4,
+        TrainBudget(100, 64),
+        0,
+        {"mig": {"num_train": 1000, "num_bins": 20}},
+    )
+    assert reordered.id == SPEC.id
+    code = "from tests.test_study import SPEC; print(SPEC.id, SPEC.train_id)"
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=Path(__file__).parent.parent,
+    ).stdout.split()
+    assert out == [SPEC.id, SPEC.train_id]
+    # Anchors: an id must never change silently (that would orphan every stored result).
+    assert SPEC.train_id == "14d2d623972675fe"
+    assert SPEC.id == "5274952dadb7cc96"
+
+
+def test_run_id_changes_with_anything_that_changes_the_result() -> None:
+    changed = [
+        RunSpec(SPEC.dataset, "pca", SPEC.hparams, 5, SPEC.budget, 0, SPEC.metrics),
+        RunSpec(DatasetSpec("blobs"), "pca", SPEC.hparams, 4, SPEC.budget, 0, SPEC.metrics),
+        RunSpec(SPEC.dataset, "pca", SPEC.hparams, 4, TrainBudget(101, 64), 0, SPEC.metrics),
+        RunSpec(SPEC.dataset, "pca", SPEC.hparams, 4, SPEC.budget, 1, SPEC.metrics),
+    ]
+    assert len({c.id for c in changed} | {SPEC.id}) == 5
+    # evaluation settings change the run id but not the training id (the model is reused)
+    assert changed[3].train_id == SPEC.train_id
+    assert RunSpec.from_dict(SPEC.to_dict()) == SPEC
