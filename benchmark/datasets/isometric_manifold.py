@@ -26,8 +26,9 @@ Embeddings:
   a constant multiple of I. The pixel grid and the canvas edge make it approximate: with a
   sd of 4 px the sampling error is ~exp(-2 pi^2 sigma^2) and the margin of 3 sd cuts ~1e-4 of
   the gradient energy (the tests measure J^T J by finite differences). One blob (1 channel) for
-  up to 2 factors; for 3 to 6 factors blob j is drawn in colour channel j of an RGB image, so
-  different blobs occupy disjoint coordinates and the cross terms vanish exactly.
+  up to 2 factors; for 3 to 6 factors blob j is drawn in colour channel j of an RGB image (a
+  channel without a factor stays black), so different blobs occupy disjoint coordinates and
+  the cross terms vanish exactly. With an odd number of factors the last blob moves in x only.
 - ``random``: an exactly isometric smooth embedding. Factor k follows a unit-speed curve in its
   own ``2 * CURVE_TERMS`` coordinates, c(z) = sum_m a_m (cos w_m z, sin w_m z) with
   sum_m a_m^2 w_m^2 = 1; the curves sit in mutually orthogonal subspaces, are rotated into pixel
@@ -155,7 +156,9 @@ class IsometricManifold(GroundTruthDataset):
         grid = torch.arange(RESOLUTION, device=z.device, dtype=torch.float32) + 0.5
         gx = torch.exp(-0.5 * ((grid[None, None, :] - cx[..., None]) / SIGMA) ** 2)
         gy = torch.exp(-0.5 * ((grid[None, None, :] - cy[..., None]) / SIGMA) ** 2)
-        return gy[..., :, None] * gx[..., None, :]  # [n, channels, H, W], separable blob
+        img = gy[..., :, None] * gx[..., None, :]  # [n, channels, H, W], separable blob
+        img[:, (k + 1) // 2 :] = 0.0  # channels without a blob stay black
+        return img
 
     def _setup_random_embedding(self) -> None:
         """Unit-speed curves per factor, orthogonal subspaces, a random rotation into pixels."""
