@@ -19,7 +19,10 @@ def test_grid_and_shapes():
     assert ds.kind == "procedural"
     assert ds.factor_sizes == (64, 64)
     assert ds.observation_shape == (1, 64, 64)
-    assert make(num_factors=3).observation_shape == (3, 64, 64)
+    three = make(num_factors=3)
+    assert three.observation_shape == (3, 64, 64)
+    img = three.render(three.sample_factors(5, np.random.default_rng(0)))
+    assert img[:, :2].max() > 0.9 and img[:, 2].max() == 0  # two blobs; no third factor pair
     assert make(num_factors=5, embedding="random", values=10).factor_sizes == (10,) * 5
     np.testing.assert_allclose(
         ds.factor_values(np.array([[0, 63], [21, 42]])), [[0, 1], [1 / 3, 2 / 3]]
