@@ -171,15 +171,17 @@ class IsometricManifold(GroundTruthDataset):
         # Every pixel is bounded by sum |basis| * |amp| <= bound; scale so it stays in [0, 1].
         coef = np.abs(basis).reshape(pixels, k, CURVE_TERMS, 2).sum(axis=3)
         bound = (coef * amps[None]).sum(axis=(1, 2)).max()
-        self._freqs = torch.tensor(freqs, dtype=torch.float32)
-        self._amps = torch.tensor(amps, dtype=torch.float32)
-        self._basis = torch.tensor(basis, dtype=torch.float32)
+        self._curves = {"cpu": [torch.tensor(a, dtype=torch.float32) for a in (freqs, amps, basis)]}
         self.embedding_scale = 0.5 / bound  # J^T J = embedding_scale^2 I in the z coordinates
 
     def _render_random(self, z: torch.Tensor) -> torch.Tensor:
         dev = z.device
-        phase = z[:, :, None] * self._freqs.to(dev)[None]  # [n, K, M]
-        amps = self._amps.to(dev)[None]
+        key = str(dev)
+        if key not in self._curves:  # copied to each device once
+            self._curves[key] = [t.to(dev) for t in self._curves["cpu"]]
+        freqs, amps, basis = self._curves[key]
+        phase = z[:, :, None] * freqs[None]  # [n, K, M]
+        amps = amps[None]
         curve = torch.stack([amps * torch.cos(phase), amps * torch.sin(phase)], dim=3)
-        img = 0.5 + self.embedding_scale * curve.reshape(len(z), -1) @ self._basis.to(dev).T
+        img = 0.5 + self.embedding_scale * curve.reshape(len(z), -1) @ basis.T
         return img.clamp(0.0, 1.0).reshape(len(z), 1, RESOLUTION, RESOLUTION)

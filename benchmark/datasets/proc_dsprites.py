@@ -75,7 +75,6 @@ class ProcDSprites(GroundTruthDataset):
 
     def render_torch(self, factors: torch.Tensor, device: torch.device | str) -> torch.Tensor:
         f = factors.to(device=device, dtype=torch.float32)
-        shape = factors.to(device=device)[:, 0, None, None]
         size = SPRITE_SIZE * (0.5 + 0.1 * f[:, 1])
         angle = f[:, 2] * (2 * math.pi / 39)
         step = (CENTRE_MAX - CENTRE_MIN) / 31
@@ -86,9 +85,19 @@ class ProcDSprites(GroundTruthDataset):
         cos, sin = torch.cos(angle)[:, None, None], torch.sin(angle)[:, None, None]
         u = cos * dx + sin * dy  # sprite coordinates: the canvas rotated back by the angle
         v = -sin * dx + cos * dy  # (v points down the image)
-        square = torch.maximum(u.abs(), v.abs()) <= 0.5
-        ellipse = (u / ELLIPSE_AXES[0]) ** 2 + (v / ELLIPSE_AXES[1]) ** 2 <= 1.0
-        hx, hy = u / HEART_SCALE, -v / HEART_SCALE - 0.1  # lobes up, point down; centred
-        heart = (hx**2 + hy**2 - 1) ** 3 - hx**2 * hy**3 <= 0.0
-        inside = torch.where(shape == 0, square, torch.where(shape == 1, ellipse, heart))
+        inside = torch.empty(u.shape, dtype=torch.bool, device=device)
+        for kind in range(len(SHAPES)):  # each row is drawn by its own shape only
+            rows = (factors[:, 0] == kind).nonzero().squeeze(1).to(device)
+            if len(rows):
+                inside[rows] = _inside(kind, u[rows], v[rows])
         return inside.to(torch.float32)[:, None]
+
+
+def _inside(kind: int, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Whether sprite coordinates (u right, v down; sprite size 1) fall inside the shape."""
+    if kind == 0:  # square
+        return torch.maximum(u.abs(), v.abs()) <= 0.5
+    if kind == 1:  # ellipse, long axis vertical
+        return (u / ELLIPSE_AXES[0]) ** 2 + (v / ELLIPSE_AXES[1]) ** 2 <= 1.0
+    hx, hy = u / HEART_SCALE, -v / HEART_SCALE - 0.1  # heart curve: lobes up, point down
+    return (hx**2 + hy**2 - 1) ** 3 - hx**2 * hy**3 <= 0.0

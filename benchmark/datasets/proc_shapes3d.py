@@ -274,6 +274,8 @@ class ProcShapes3D(GroundTruthDataset):
     def render_torch(self, factors: torch.Tensor, device: torch.device | str) -> torch.Tensor:
         f = factors.to(device=device, dtype=torch.int64)
         geometry = (f[:, 3] * 4 + f[:, 4]) * 15 + f[:, 5]
-        weights = self.geometry_weights(device)[geometry]  # [n, 3 surfaces, H, W]
+        weights = self.geometry_weights(device).flatten(2).index_select(0, geometry)
         colours = hue_to_rgb(f[:, :3].to(torch.float32) / 10)  # [n, 3 surfaces, 3 rgb]
-        return torch.einsum("nshw,nsc->nchw", weights, colours).clamp(0.0, 1.0)
+        # image[c] = sum over surfaces s of colour[s, c] * weight[s]
+        image = torch.bmm(colours.transpose(1, 2), weights)  # [n, 3 rgb, H * W]
+        return image.reshape(len(f), 3, RESOLUTION, RESOLUTION).clamp_(0.0, 1.0)
