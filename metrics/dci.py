@@ -206,7 +206,7 @@ def _compute(ctx: EvalContext, settings: dict[str, Any]) -> dict[str, float]:
 METRIC = register_metric(
     Metric(
         name="dci",
-        description="DCI: disentanglement, completeness, informativeness from boosted-tree importances",
+        description="DCI disentanglement, completeness, informativeness (boosted trees)",
         primary="disentanglement",
         defaults={
             "num_train": 10000,
