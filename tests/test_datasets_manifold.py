@@ -117,6 +117,12 @@ def test_correlated_pairs_correlate_and_keep_uniform_marginals():
     assert counts.min() > 0.8 * counts.mean() and counts.max() < 1.2 * counts.mean()
 
 
+def test_describe_names_the_options():
+    d = make(distribution="correlated", correlation=0.5).describe()
+    assert d["kind"] == "procedural" and d["factor_sizes"] == [64, 64]
+    assert d["params"] == {"distribution": "correlated", "embedding": "sprite", "correlation": 0.5}
+
+
 def test_same_seed_same_factors():
     ds = make(distribution="nonuniform")
     a = ds.sample_factors(100, np.random.default_rng(7))

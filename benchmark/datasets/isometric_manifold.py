@@ -105,6 +105,15 @@ class IsometricManifold(GroundTruthDataset):
         if embedding == "random":
             self._setup_random_embedding()
 
+    def describe(self) -> dict[str, object]:
+        """The base description plus the options that change the factor law or the map."""
+        params = {"distribution": self.distribution, "embedding": self.embedding}
+        if self.distribution == "correlated":
+            params["correlation"] = self.correlation
+        if self.embedding == "random":
+            params["embedding_seed"] = self.embedding_seed
+        return {**super().describe(), "params": params}
+
     # ----- factors -------------------------------------------------------------------------
 
     def factor_values(self, factors: np.ndarray) -> np.ndarray:

@@ -11,9 +11,9 @@ analytically (planes, box slabs, sphere and cylinder quadrics), 2x2 rays per pix
 Why it is fast: colour enters a Lambertian image linearly. For each geometry (scale, shape,
 orientation: 480 combinations) the tracer returns three weight maps, the shaded coverage of
 the floor, the walls and the object in every pixel; the image is the sum of each weight map
-times the RGB of that surface's hue. The 480 weight maps are traced once per device (about a
-second on a CPU), after which a batch is a gather and a 3x3 colour mix on the device. The
-tracer itself also renders batches directly (``trace``), which ``perf/render.py`` times too.
+times the RGB of that surface's hue. The 480 weight maps are traced once per process and
+device (a few seconds on a CPU), after which a batch is a gather and a 3x3 colour mix on the
+device. The tracer also renders batches directly (``trace``), which ``perf/render.py`` times.
 """
 
 from __future__ import annotations
