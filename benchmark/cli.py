@@ -58,6 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     lst = sub.add_parser("list", help="list datasets, methods and metrics")
     _common(lst)
+
+    from benchmark.datasets import _show
+
+    datasets = sub.add_parser("datasets", help="look at a dataset")
+    dsub = datasets.add_subparsers(dest="datasets_command", required=True)
+    show = dsub.add_parser("show", help="PNG of samples and one traversal row per factor")
+    _show.add_arguments(show)
+    _common(show)
     return parser
 
 
@@ -105,7 +113,13 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "report": cmd_report, "list": cmd_list}
+def cmd_datasets(args: argparse.Namespace) -> int:
+    from benchmark.datasets import _show
+
+    return _show.run(args)
+
+
+COMMANDS = {"run": cmd_run, "report": cmd_report, "list": cmd_list, "datasets": cmd_datasets}
 
 
 def main(argv: list[str] | None = None) -> int:
