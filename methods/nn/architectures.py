@@ -3,7 +3,9 @@
 ``conv_encoder``: conv 32 4x4 s2, conv 32 4x4 s2, conv 64 2x2 s2, conv 64 2x2 s2,
 FC 256, then FC 2 x latents (means, log-variances); ReLU, TF "same" padding.
 ``deconv_decoder``: FC 256, FC 1024 -> 4x4x64, convT 64, 32, 32, C (4x4, s2), logits.
-``fc_discriminator``: 6 x FC 1000 with leaky ReLU, then FC 2 (FactorVAE).
+``fc_discriminator``: 6 x FC 1000 with leaky ReLU (slope 0.2), then FC 2 (FactorVAE).
+Weights start as TensorFlow's ``tf.layers`` start them (:func:`init_like_tf`), not with
+torch's defaults, so training dynamics match dlib's from step 0.
 """
 
 from __future__ import annotations
@@ -83,3 +85,18 @@ class FCDiscriminator(nn.Module):
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
         return self.net(z)
+
+
+def init_like_tf(module: nn.Module, generator: torch.Generator) -> nn.Module:
+    """Glorot-uniform weights and zero biases (``tf.layers`` defaults), drawn from ``generator``.
+
+    Glorot depends only on fan_in + fan_out, so torch's (in, out) kernel layout for
+    transposed convolutions gives TF's distribution too.
+    """
+    with torch.no_grad():
+        for layer in module.modules():
+            if isinstance(layer, nn.Linear | nn.Conv2d | nn.ConvTranspose2d):
+                nn.init.xavier_uniform_(layer.weight, generator=generator)
+                if layer.bias is not None:
+                    layer.bias.zero_()
+    return module

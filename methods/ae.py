@@ -1,0 +1,29 @@
+"""``ae``: the reference networks as a plain deterministic autoencoder, the floor for the VAEs.
+
+No sampling and no regulariser: the decoder reads the encoder mean and the loss is the
+Bernoulli reconstruction alone, so any disentanglement it shows comes from the
+architecture and the data, not from a prior.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import torch
+
+from benchmark.registry import register_method
+from methods.nn.vae import VAE_DEFAULTS, LatentTerms, VAEMethod
+
+
+@register_method
+class AE(VAEMethod):
+    name: ClassVar[str] = "ae"
+    description: ClassVar[str] = "plain autoencoder with the reference conv networks (no prior)"
+    defaults: ClassVar[dict[str, Any]] = dict(VAE_DEFAULTS)
+    sweep: ClassVar[dict[str, list[Any]]] = {}
+    stochastic: ClassVar[bool] = False
+
+    @staticmethod
+    def regularizer(terms: LatentTerms, hp: Mapping[str, Any], step: int) -> torch.Tensor:
+        return torch.zeros((), device=terms.mean.device)

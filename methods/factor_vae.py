@@ -1,0 +1,43 @@
+"""``factor_vae``: FactorVAE (Kim & Mnih 2018, Eq. 2), dlib's ``factor_vae``.
+
+Loss = recon + KL + gamma TC, with TC estimated by the density-ratio trick: the mean
+over the batch of the discriminator's logit difference (real minus permuted). The
+discriminator (6 x FC 1000) learns, in the same step and from the same forward pass, to
+tell the batch's codes from codes permuted independently per latent across the batch
+(Adam 1e-4, betas 0.5 / 0.9); the shared loop in ``methods.nn.vae`` does that update.
+
+Difference from dlib: its two ``minimize`` calls both increment the global step, so its
+"300,000 steps" are 150,000 updates of each network; here a step is one update of each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, ClassVar
+
+import torch
+
+from benchmark.registry import register_method
+from methods.nn.losses import density_ratio_tc
+from methods.nn.vae import VAE_DEFAULTS, LatentTerms, VAEMethod
+
+
+@register_method
+class FactorVAE(VAEMethod):
+    name: ClassVar[str] = "factor_vae"
+    description: ClassVar[str] = "FactorVAE (Kim & Mnih 2018): TC penalised via a discriminator"
+    defaults: ClassVar[dict[str, Any]] = {
+        **VAE_DEFAULTS,
+        "gamma": 10.0,
+        "disc_lr": 1e-4,
+        "disc_adam_beta1": 0.5,
+        "disc_adam_beta2": 0.9,
+        "disc_adam_eps": 1e-8,
+    }
+    sweep: ClassVar[dict[str, list[Any]]] = {"gamma": [10.0, 20.0, 30.0, 40.0, 50.0, 100.0]}
+    uses_discriminator: ClassVar[bool] = True
+
+    @staticmethod
+    def regularizer(terms: LatentTerms, hp: Mapping[str, Any], step: int) -> torch.Tensor:
+        assert terms.disc_logits is not None
+        return terms.kl + hp["gamma"] * density_ratio_tc(terms.disc_logits)

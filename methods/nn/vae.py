@@ -1,0 +1,319 @@
+"""The one training loop of every Locatello et al. 2019 VAE variant (and the plain AE).
+
+A variant is a :class:`VAEMethod` subclass that supplies only ``regularizer(terms, hp,
+step)``: a pure function of the batch's latent terms, its hyperparameters and the step,
+added to the Bernoulli reconstruction loss (dlib's ``BaseVAE.model_fn``). Variants that
+set ``uses_discriminator`` (FactorVAE) also get dlib's discriminator, updated in the same
+step from the same forward pass, on codes permuted across the batch. The loop, the
+networks, the optimiser settings and the representation (the encoder mean) are shared.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from abc import abstractmethod
+from collections.abc import Callable, Mapping
+from typing import Any, ClassVar, NamedTuple
+
+import numpy as np
+import torch
+from torch import nn
+
+from benchmark.datasets.base import GroundTruthDataset
+from methods.base import FitContext, Method, Representation, TrainBudget
+from methods.nn import losses
+from methods.nn.architectures import ConvEncoder, DeconvDecoder, FCDiscriminator, init_like_tf
+
+# Shared by every variant: dlib's unsupervised_study_v1 shared.gin (Adam 1e-4, 10 latents).
+VAE_DEFAULTS: dict[str, Any] = {
+    "num_latents": 10,
+    "lr": 1e-4,
+    "adam_beta1": 0.9,
+    "adam_beta2": 0.999,
+    "adam_eps": 1e-8,
+    "precision": "fp32",  # or "bf16": autocast of the forward pass, losses in fp32
+}
+PRECISIONS = ("fp32", "bf16")
+ENCODE_CHUNK = 512  # observations per forward pass when encoding/decoding: bounded memory
+CURVE_POINTS = 20  # loss-curve points recorded in the run record
+
+
+class LatentTerms(NamedTuple):
+    """What a regulariser sees of one batch: encoder outputs, sampled codes, mean KL."""
+
+    mean: torch.Tensor  # [n, L]
+    logvar: torch.Tensor  # [n, L]
+    z: torch.Tensor  # [n, L] sampled codes (the means for the deterministic AE)
+    kl: torch.Tensor  # scalar, batch mean of the per-sample KL to N(0, I)
+    disc_logits: torch.Tensor | None  # [n, 2] discriminator logits of z (FactorVAE only)
+
+
+class AutoEncoder(nn.Module):
+    """dlib's conv encoder + deconv decoder; input channels follow the dataset."""
+
+    def __init__(self, channels: int, num_latents: int) -> None:
+        super().__init__()
+        self.encoder = ConvEncoder(channels, num_latents)
+        self.decoder = DeconvDecoder(channels, num_latents)
+
+
+class VAERepresentation(Representation):
+    """Codes = encoder means; ``decode`` = sigmoid of the decoder's logits.
+
+    Pickles as config + CPU state dict (never the module object), so a saved file
+    survives code changes that keep the architecture.
+    """
+
+    def __init__(self, model: AutoEncoder, config: dict[str, Any]) -> None:
+        self.model = model.eval()
+        self.config = config
+
+    def _chunked(
+        self,
+        fn: Callable[[torch.Tensor], torch.Tensor],
+        arr: np.ndarray,
+        out_shape: tuple[int, ...],
+    ) -> np.ndarray:
+        """``fn`` over ENCODE_CHUNK rows at a time on the model's device: bounded memory."""
+        device = next(self.model.parameters()).device
+        out = [
+            fn(torch.from_numpy(arr[i : i + ENCODE_CHUNK]).to(device)).float().cpu().numpy()
+            for i in range(0, len(arr), ENCODE_CHUNK)
+        ]
+        return np.concatenate(out) if out else np.zeros((0, *out_shape), dtype=np.float32)
+
+    @torch.inference_mode()
+    def encode(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=np.float32)
+        expected = tuple(self.config["observation_shape"])
+        if x.ndim != 4 or x.shape[1:] != expected:
+            raise ValueError(
+                f"{self.config['method']}: encode expects observations [n, {expected}], "
+                f"got {list(x.shape)}"
+            )
+        return self._chunked(lambda b: self.model.encoder(b)[0], x, (self.config["num_latents"],))
+
+    @torch.inference_mode()
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        codes = np.asarray(codes, dtype=np.float32)
+        if codes.ndim != 2 or codes.shape[1] != self.config["num_latents"]:
+            raise ValueError(
+                f"{self.config['method']}: decode expects codes [n, {self.config['num_latents']}]"
+                f", got {list(codes.shape)}"
+            )
+        shape = tuple(self.config["observation_shape"])
+        return self._chunked(lambda b: torch.sigmoid(self.model.decoder(b)), codes, shape)
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        return {"config": self.config, "state_dict": state}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        config = state["config"]
+        model = AutoEncoder(config["observation_shape"][0], config["num_latents"])
+        model.load_state_dict(state["state_dict"])
+        self.__init__(model, config)  # type: ignore[misc]
+
+
+class VAEMethod(Method):
+    """Base of the Locatello et al. 2019 baselines; subclasses define ``regularizer``."""
+
+    framework: ClassVar[str] = "torch"
+    stochastic: ClassVar[bool] = True  # False: decode the mean, no sampling (plain AE)
+    uses_discriminator: ClassVar[bool] = False
+
+    @staticmethod
+    @abstractmethod
+    def regularizer(terms: LatentTerms, hp: Mapping[str, Any], step: int) -> torch.Tensor:
+        """The variant's term added to the reconstruction loss (dlib's ``regularizer``)."""
+
+    def check_hparams(self, hp: Mapping[str, Any], budget: TrainBudget) -> None:
+        """Raise a one-line error naming the method and the option at fault."""
+        if hp["precision"] not in PRECISIONS:
+            raise ValueError(
+                f"method {self.name!r}: precision must be one of {PRECISIONS}, "
+                f"got {hp['precision']!r}"
+            )
+        if int(hp["num_latents"]) < 1 or float(hp["lr"]) <= 0:
+            raise ValueError(f"method {self.name!r}: need num_latents >= 1 and lr > 0")
+        if budget.steps < 1 or budget.batch_size < 2:
+            raise ValueError(
+                f"method {self.name!r}: need steps >= 1 and batch_size >= 2, got {budget}"
+            )
+
+    def fit(
+        self,
+        dataset: GroundTruthDataset,
+        hparams: dict[str, Any],
+        seed: int,
+        budget: TrainBudget,
+        ctx: FitContext,
+    ) -> Representation:
+        self.check_hparams(hparams, budget)
+        if tuple(dataset.observation_shape[1:]) != (64, 64):
+            raise ValueError(
+                f"method {self.name!r}: the reference networks need 64x64 "
+                f"observations, dataset {dataset.name!r} has "
+                f"{dataset.observation_shape}"
+            )
+        return train(self, dataset, dict(hparams), seed, budget, ctx)
+
+
+def _adam(params: Any, hp: Mapping[str, Any], prefix: str = "") -> torch.optim.Adam:
+    betas = (float(hp[f"{prefix}adam_beta1"]), float(hp[f"{prefix}adam_beta2"]))
+    return torch.optim.Adam(
+        params, lr=float(hp[f"{prefix}lr"]), betas=betas, eps=float(hp[f"{prefix}adam_eps"])
+    )
+
+
+class Nets(NamedTuple):
+    """The networks and optimisers of one run (the discriminator only for FactorVAE)."""
+
+    model: AutoEncoder
+    opt: torch.optim.Adam
+    disc: FCDiscriminator | None
+    disc_opt: torch.optim.Adam | None
+
+
+class Streams(NamedTuple):
+    """The run's random streams, all derived from its seed; nothing global."""
+
+    init: torch.Generator  # initial weights (CPU)
+    data: np.random.Generator  # factors of the training batches
+    noise: torch.Generator  # reparameterisation noise and FactorVAE permutations (device)
+
+
+def random_streams(seed: int, device: torch.device) -> Streams:
+    init_seed, data_seed, noise_seed = np.random.SeedSequence(seed).generate_state(3)
+    return Streams(
+        torch.Generator().manual_seed(int(init_seed)),
+        np.random.default_rng(int(data_seed)),
+        torch.Generator(device=device).manual_seed(int(noise_seed)),
+    )
+
+
+def build(
+    method: VAEMethod,
+    channels: int,
+    hp: Mapping[str, Any],
+    init: torch.Generator,
+    device: torch.device,
+) -> Nets:
+    """Networks with TF's initialisation drawn from ``init``, and their Adam optimisers."""
+    latents = int(hp["num_latents"])
+    model = init_like_tf(AutoEncoder(channels, latents), init).to(device)
+    if not method.uses_discriminator:
+        return Nets(model, _adam(model.parameters(), hp), None, None)
+    disc = init_like_tf(FCDiscriminator(latents), init).to(device)
+    return Nets(model, _adam(model.parameters(), hp), disc, _adam(disc.parameters(), hp, "disc_"))
+
+
+def train_step(
+    method: VAEMethod,
+    nets: Nets,
+    x: torch.Tensor,
+    hp: Mapping[str, Any],
+    step: int,
+    noise: torch.Generator,
+    bf16: bool = False,
+) -> dict[str, torch.Tensor]:
+    """One update of every network on batch ``x``; returns the (detached) loss terms."""
+    model, disc = nets.model, nets.disc
+    autocast = torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=bf16)
+    with autocast:
+        mean, logvar = model.encoder(x)
+    mean, logvar = mean.float(), logvar.float()
+    if method.stochastic:
+        z = losses.sample_gaussian(mean, logvar, noise)
+        kl = losses.gaussian_kl(mean, logvar)
+    else:
+        z, kl = mean, torch.zeros((), device=x.device)
+    with autocast:
+        logits = model.decoder(z)
+        disc_logits = disc(z).float() if disc is not None else None
+    recon = losses.bernoulli_reconstruction(x, logits)
+    reg = method.regularizer(LatentTerms(mean, logvar, z, kl, disc_logits), hp, step)
+    loss = recon + reg
+    terms = {"loss": loss, "reconstruction": recon, "regularizer": reg, "elbo": recon + kl}
+    if method.stochastic:
+        terms["kl"] = kl
+
+    nets.opt.zero_grad(set_to_none=True)
+    if disc is None:
+        loss.backward()
+    else:
+        assert nets.disc_opt is not None and disc_logits is not None
+        # dlib: both updates use this step's forward pass; the VAE loss moves only the
+        # encoder/decoder, the discriminator loss only the discriminator.
+        with autocast:
+            permuted_logits = disc(losses.permute_dims(z.detach(), noise)).float()
+        terms["discriminator_loss"] = losses.discriminator_loss(disc_logits, permuted_logits)
+        loss.backward(inputs=list(model.parameters()), retain_graph=True)
+        nets.disc_opt.zero_grad(set_to_none=True)
+        terms["discriminator_loss"].backward(inputs=list(disc.parameters()))
+        nets.disc_opt.step()
+    nets.opt.step()
+    return {k: v.detach() for k, v in terms.items()}
+
+
+def train(
+    method: VAEMethod,
+    dataset: GroundTruthDataset,
+    hp: dict[str, Any],
+    seed: int,
+    budget: TrainBudget,
+    ctx: FitContext,
+) -> VAERepresentation:
+    """Train ``method`` for ``budget.steps`` steps on fresh batches rendered on the device.
+
+    The same seed gives bit-identical weights on the CPU. ``ctx.info`` gets the loss
+    terms averaged over the last 5% of steps and a 20-point loss curve.
+    """
+    device = torch.device(ctx.device)
+    streams = random_streams(seed, device)
+    nets = build(method, dataset.observation_shape[0], hp, streams.init, device)
+    bf16 = hp["precision"] == "bf16"
+
+    chunk = max(1, math.ceil(budget.steps / CURVE_POINTS))
+    curve: list[dict[str, float]] = []
+    acc: torch.Tensor | None = None
+    start = time.perf_counter()
+    for step in range(budget.steps):
+        factors = torch.from_numpy(dataset.sample_factors(budget.batch_size, streams.data))
+        x = dataset.render_torch(factors, device)
+        terms = train_step(method, nets, x, hp, step, streams.noise, bf16)
+        values = torch.stack(list(terms.values()))  # summed on the device: no sync per step
+        acc = values if acc is None else acc + values
+        if (step + 1) % chunk == 0 or step + 1 == budget.steps:
+            means = (acc / ((step % chunk) + 1)).tolist()
+            curve.append({"step": step + 1, **dict(zip(terms, means, strict=True))})
+            acc = None
+            ctx.progress(step + 1, budget.steps)
+    seconds = time.perf_counter() - start
+
+    final = {k: v for k, v in curve[-1].items() if k != "step"}
+    if not all(math.isfinite(v) for v in final.values()):
+        raise FloatingPointError(f"method {method.name!r}: non-finite loss terms {final}")
+    ctx.info.update(
+        {
+            "final_losses": final,
+            "loss_curve": curve,
+            "train_seconds": seconds,
+            "steps_per_second": budget.steps / seconds,
+            "device": str(device),
+            "precision": hp["precision"],
+        }
+    )
+    if device.type == "cuda":
+        ctx.info["deterministic_algorithms"] = torch.are_deterministic_algorithms_enabled()
+        ctx.info["cudnn_deterministic"] = bool(torch.backends.cudnn.deterministic)
+    config = {
+        "method": method.name,
+        "num_latents": int(hp["num_latents"]),
+        "observation_shape": list(dataset.observation_shape),
+        "hparams": hp,
+        "seed": seed,
+        "steps": budget.steps,
+    }
+    return VAERepresentation(model=nets.model, config=config)
