@@ -5,38 +5,58 @@ factor: 100 stages of depth-3 regression trees on the multinomial deviance, one 
 class and stage, learning rate 0.1, squared-error splits on the residual ``y - p``,
 Newton leaf values ``(K-1)/K * sum(r) / sum(p (1 - p))``, and feature importance = the
 residual's squared-error reduction summed over all splits. This module runs that same
-algorithm with one change: each code is cut into at most ``num_bins`` quantile bins and
-splits are searched between bins only (as LightGBM and sklearn's HistGradientBoosting
+algorithm with one change: each code is cut into at most ``num_bins`` bins (at the
+largest gaps of equal-count windows, :func:`gap_edges`) and splits are searched between
+bins only (as LightGBM and sklearn's HistGradientBoosting
 do). Keeping everything else identical keeps the importances close to the exact ones
 (measured in docs/metrics.md); other tree libraries change the split gain and the leaf
 values and drift by up to 0.1.
 
-Speed comes from growing every tree of a stage, for every factor, at once: the
-per-(node, code, bin) sums are one matrix product of a one-hot bin matrix with the
-masked residuals, and a right child's histogram is its parent's minus the left one.
+Speed comes from growing the trees of all classes of a stage at once, level by level: the
+per-(node, code, bin) sums are one matrix product of a one-hot bin matrix with the masked
+residuals (sparse: it costs N * D per column whatever the number of bins), and a right
+child's histogram is its parent's minus the left one.
 """
 
 from __future__ import annotations
 
 import numpy as np
+from scipy import sparse
 
 DEPTH = 3
 STAGES = 100
 LEARNING_RATE = 0.1
 
 
-def quantile_bins(x_train: np.ndarray, x_test: np.ndarray, num_bins: int) -> tuple[np.ndarray, ...]:
-    """Bin indices (train, test) per column and the number of bins per column."""
-    n, d = x_train.shape
-    qs = np.linspace(0, 1, num_bins + 1)[1:-1]
-    b_train = np.empty((n, d), dtype=np.int64)
-    b_test = np.empty((len(x_test), d), dtype=np.int64)
-    for j in range(d):
-        uniq = np.unique(x_train[:, j])
-        if len(uniq) <= num_bins:
-            edges = (uniq[:-1] + uniq[1:]) / 2  # every distinct value its own bin
-        else:
-            edges = np.unique(np.quantile(x_train[:, j], qs))
+def gap_edges(values: np.ndarray, num_bins: int) -> np.ndarray:
+    """At most ``num_bins - 1`` cut points for one code: the sorted values are split into
+    ``num_bins`` equal-count windows and each window cuts at the midpoint of its largest
+    gap between consecutive values. On continuous codes this is a quantile binning; on
+    clustered codes the cuts land between the clusters, where the exact trees cut too.
+    With at most ``num_bins`` distinct values, every value gets its own bin."""
+    x = np.sort(values)
+    uniq = np.unique(x)
+    if len(uniq) <= num_bins:
+        return (uniq[:-1] + uniq[1:]) / 2
+    gaps = np.diff(x)
+    bounds = np.linspace(0, len(gaps), num_bins + 1).round().astype(int)
+    edges = []
+    for lo, hi in zip(bounds[:-1], bounds[1:], strict=True):
+        if hi > lo:
+            j = lo + int(np.argmax(gaps[lo:hi]))
+            if gaps[j] > 0:
+                edges.append((x[j] + x[j + 1]) / 2)
+    return np.unique(edges)
+
+
+def quantile_bins(
+    x_train: np.ndarray, x_test: np.ndarray, num_bins: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Bin indices (train, test) per column, cut at :func:`gap_edges` of the train codes."""
+    b_train = np.empty(x_train.shape, dtype=np.int64)
+    b_test = np.empty(x_test.shape, dtype=np.int64)
+    for j in range(x_train.shape[1]):
+        edges = gap_edges(x_train[:, j], num_bins)
         b_train[:, j] = np.searchsorted(edges, x_train[:, j], side="right")
         b_test[:, j] = np.searchsorted(edges, x_test[:, j], side="right")
     return b_train, b_test
@@ -50,94 +70,79 @@ def _probabilities(raw: np.ndarray, binary: bool) -> np.ndarray:
 
 
 def fit_predict(
-    x_train: np.ndarray,
-    labels_train: list[np.ndarray],
-    x_test: np.ndarray,
-    num_bins: int = 32,
-) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
-    """Boost one classifier per factor on the same codes.
+    x_train: np.ndarray, labels: np.ndarray, x_test: np.ndarray, num_bins: int = 32
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Boost a classifier of dense labels 0..C-1 (C >= 2) from codes [N, D].
 
-    ``labels_train``: per factor, dense class labels 0..C-1 (C >= 2) of the train points.
-    Returns (importance [D, K] with columns summing to 1 (or 0 without any split),
-    per-factor predicted train labels, per-factor predicted test labels).
+    Returns (importance [D], summing to 1, or all 0 without any split; predicted train
+    labels; predicted test labels).
     """
     n, d = x_train.shape
     b_train, b_test = quantile_bins(x_train, x_test, num_bins)
     width = int(max(b_train.max(), b_test.max())) + 1
-    onehot = np.zeros((n, d * width), dtype=np.float32)
-    onehot[np.arange(n)[:, None], np.arange(d) * width + b_train] = 1.0
-    onehot_t = np.ascontiguousarray(onehot.T)
-    root_counts = onehot.sum(axis=0).reshape(d, width)
+    # One-hot bin matrix [D * width, N], sparse: N * D ones, small enough to stay in cache.
+    onehot_t = sparse.csr_matrix(
+        (
+            np.ones(n * d, dtype=np.float32),
+            ((np.arange(d) * width + b_train).ravel(), np.repeat(np.arange(n), d)),
+        ),
+        shape=(d * width, n),
+    )
+    root_counts = np.asarray(onehot_t.sum(axis=1)).reshape(d, width)
 
-    classes = [int(lab.max()) + 1 for lab in labels_train]
-    trees = [1 if c == 2 else c for c in classes]  # trees per stage, per factor
-    owner = np.repeat(np.arange(len(classes)), trees)  # factor of each tree column
-    cols = np.concatenate([[0], np.cumsum(trees)])
-    num_trees = int(cols[-1])
-    target = np.zeros((n, num_trees))
-    for f, lab in enumerate(labels_train):
-        if classes[f] == 2:
-            target[:, cols[f]] = lab
-        else:
-            target[np.arange(n), cols[f] + lab] = 1.0
-    # Initial raw predictions: the log class priors (logit of the prior for two classes).
+    classes = int(labels.max()) + 1
+    binary = classes == 2
+    trees = 1 if binary else classes  # trees per stage
+    target = np.zeros((n, trees))
+    if binary:
+        target[:, 0] = labels
+    else:
+        target[np.arange(n), labels] = 1.0
+    # Initial raw predictions: log class priors (the logit of the prior for two classes).
     prior = target.mean(axis=0)
-    init = np.log(prior)
-    for f, c in enumerate(classes):
-        if c == 2:
-            init[cols[f]] = np.log(prior[cols[f]] / (1 - prior[cols[f]]))
+    init = np.log(prior / (1 - prior)) if binary else np.log(prior)
     raw = np.tile(init, (n, 1))
     raw_test = np.tile(init, (len(x_test), 1))
-    gains = np.zeros((num_trees, d))
-    factor_scale = np.array([1.0 if c == 2 else (c - 1) / c for c in classes])[owner]
-    tree_index = np.arange(num_trees)
+    scale = LEARNING_RATE * (1.0 if binary else (classes - 1) / classes)
+    gains = np.zeros(d)
 
-    offset_train = (np.arange(n, dtype=np.int32) * d)[:, None]  # row starts in bins.ravel()
-    offset_test = (np.arange(len(x_test), dtype=np.int32) * d)[:, None]
-    bins_train, bins_test = b_train.astype(np.int16).ravel(), b_test.astype(np.int16).ravel()
-    tree_col = np.arange(num_trees, dtype=np.int32)
+    start_train = (np.arange(n, dtype=np.int32) * d)[:, None]  # row starts in flat bins
+    start_test = (np.arange(len(x_test), dtype=np.int32) * d)[:, None]
+    bins_train, bins_test = b_train.astype(np.int32).ravel(), b_test.astype(np.int32).ravel()
+    tree = np.arange(trees, dtype=np.int32)
     for _ in range(STAGES):
-        prob = np.empty_like(raw)
-        for f, c in enumerate(classes):
-            prob[:, cols[f] : cols[f + 1]] = _probabilities(raw[:, cols[f] : cols[f + 1]], c == 2)
+        prob = _probabilities(raw, binary)
         resid = target - prob
         resid32 = resid.astype(np.float32)
-        node = np.zeros((n, num_trees), dtype=np.int32)
-        node_test = np.zeros((len(x_test), num_trees), dtype=np.int32)
-        hist_sum = (onehot_t @ resid32).T.reshape(num_trees, 1, d, width)
-        hist_cnt = np.broadcast_to(root_counts, (num_trees, 1, d, width))
+        node = np.zeros((n, trees), dtype=np.int32)
+        node_test = np.zeros((len(x_test), trees), dtype=np.int32)
+        hist_sum = (onehot_t @ resid32).T.reshape(trees, 1, d, width)
+        hist_cnt = np.broadcast_to(root_counts, (trees, 1, d, width))
         for level in range(DEPTH):
             gain, feat, cut = _best_splits(hist_sum, hist_cnt)
-            np.add.at(gains, (np.broadcast_to(tree_index[:, None], feat.shape), feat), gain / n)
-            # Split tables indexed by node * T + tree; no split: every sample goes left.
+            np.add.at(gains, feat, gain)
+            # Split tables indexed by node * trees + tree; no split: every sample goes left.
             feat_tab = feat.T.astype(np.int32).ravel()
-            cut_tab = np.where(gain > 0, cut, width).T.astype(np.int16).ravel()
+            cut_tab = np.where(gain > 0, cut, width).T.astype(np.int32).ravel()
             node = 2 * node + _goes_right(
-                bins_train, offset_train, node * num_trees + tree_col, feat_tab, cut_tab
+                bins_train, start_train, node * trees + tree, feat_tab, cut_tab
             )
             node_test = 2 * node_test + _goes_right(
-                bins_test, offset_test, node_test * num_trees + tree_col, feat_tab, cut_tab
+                bins_test, start_test, node_test * trees + tree, feat_tab, cut_tab
             )
             if level + 1 < DEPTH:
                 hist_sum, hist_cnt = _child_histograms(onehot_t, resid32, node, hist_sum, hist_cnt)
-        # Newton leaf values, one per (tree, leaf).
-        leaves = (node + tree_col * (1 << DEPTH)).ravel()
-        size = num_trees << DEPTH
+        # Newton leaf values, one per (leaf, tree).
+        leaves = (node * trees + tree).ravel()
+        size = trees << DEPTH
         num = np.bincount(leaves, resid.ravel(), size)
         hess = np.bincount(leaves, (prob * (1 - prob)).ravel(), size)
-        value = np.divide(num, hess, out=np.zeros(size), where=np.abs(hess) >= 1e-150)
-        value = (value.reshape(num_trees, -1) * (factor_scale * LEARNING_RATE)[:, None]).T.ravel()
-        raw += np.take(value, node * num_trees + tree_col)
-        raw_test += np.take(value, node_test * num_trees + tree_col)
+        value = scale * np.divide(num, hess, out=np.zeros(size), where=np.abs(hess) >= 1e-150)
+        raw += np.take(value, node * trees + tree)
+        raw_test += np.take(value, node_test * trees + tree)
 
-    importance = np.zeros((d, len(classes)))
-    for f in range(len(classes)):
-        total = gains[cols[f] : cols[f + 1]].sum(axis=0)
-        if total.sum() > 0:
-            importance[:, f] = total / total.sum()
-    pred_train = [_predict(raw[:, cols[f] : cols[f + 1]]) for f in range(len(classes))]
-    pred_test = [_predict(raw_test[:, cols[f] : cols[f + 1]]) for f in range(len(classes))]
-    return importance, pred_train, pred_test
+    importance = gains / gains.sum() if gains.sum() > 0 else gains
+    return importance, _predict(raw), _predict(raw_test)
 
 
 def _predict(raw: np.ndarray) -> np.ndarray:
@@ -186,7 +191,7 @@ def _best_splits(
 
 
 def _child_histograms(
-    onehot_t: np.ndarray,
+    onehot_t: sparse.csr_matrix,
     resid32: np.ndarray,
     node: np.ndarray,
     parent_sum: np.ndarray,

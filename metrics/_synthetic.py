@@ -10,11 +10,14 @@ are v mapped by a chosen matrix, plus optional pure-noise dimensions and Gaussia
 - ``mixed``: z = v (I + alpha G) for a Gaussian G (partly entangled).
 
 ``drop`` removes the last codes (D < K); ``extra`` appends noise codes (D > K).
+:class:`FactorVectorDataset` is the matching dataset for the sampling metrics.
 """
 
 from __future__ import annotations
 
 import numpy as np
+
+from benchmark.datasets.base import GroundTruthDataset
 
 KINDS = ("perfect", "permuted", "rotated", "mixed")
 
@@ -52,3 +55,21 @@ def synthetic_codes(
     if noise:
         codes = codes + noise * rng.standard_normal(codes.shape)
     return codes, factors
+
+
+class FactorVectorDataset(GroundTruthDataset):
+    """A ground-truth dataset whose observation is the factor value vector itself
+    ([n, 1, 1, K], values in [0, 1]): the sampling metrics' own overhead can be measured
+    and tested with a cheap numpy encoder and no rendering cost. Not registered."""
+
+    kind = "procedural"
+
+    def __init__(self, sizes: tuple[int, ...] = (10, 10, 10, 8, 6)) -> None:
+        self.name = "factor_vector"
+        self.factor_sizes = tuple(sizes)
+        self.factor_names = tuple(f"f{i}" for i in range(len(sizes)))
+        self.observation_shape = (1, 1, len(sizes))
+
+    def render(self, factors: np.ndarray) -> np.ndarray:
+        values = np.asarray(factors) / (np.asarray(self.factor_sizes, dtype=np.float64) - 1)
+        return values.astype(np.float32).reshape(len(values), 1, 1, -1)

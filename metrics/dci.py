@@ -25,7 +25,6 @@ Modes (setting ``mode``):
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import numpy as np
@@ -95,17 +94,6 @@ def _exact(
     return importance, float(np.mean([f[1] for f in fits])), float(np.mean([f[2] for f in fits]))
 
 
-def _balanced_groups(weights: list[int], groups: int) -> list[list[int]]:
-    """Indices split into ``groups`` lists of similar total weight (largest first)."""
-    bins: list[list[int]] = [[] for _ in range(max(1, min(groups, len(weights))))]
-    load = [0] * len(bins)
-    for i in sorted(range(len(weights)), key=lambda i: -weights[i]):
-        j = load.index(min(load))
-        bins[j].append(i)
-        load[j] += weights[i]
-    return bins
-
-
 def _fast(
     x_train: np.ndarray,
     y_train: np.ndarray,
@@ -116,21 +104,19 @@ def _fast(
 ) -> tuple[np.ndarray, float, float]:
     classes = [np.unique(y_train[:, k]) for k in range(y_train.shape[1])]
     labels = [np.searchsorted(c, y_train[:, k]) for k, c in enumerate(classes)]
-    trees = [1 if len(c) == 2 else len(c) for c in classes]
-    groups = _balanced_groups(trees, n_jobs if n_jobs > 0 else (os.cpu_count() or 1))
 
-    def fit(group: list[int]) -> tuple[np.ndarray, list[np.ndarray], list[np.ndarray]]:
-        return _hist_boost.fit_predict(x_train, [labels[k] for k in group], x_test, num_bins)
+    def fit(k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        imp, pred_train, pred_test = _hist_boost.fit_predict(x_train, labels[k], x_test, num_bins)
+        return imp, classes[k][pred_train], classes[k][pred_test]
 
-    importance = np.zeros((x_train.shape[1], len(classes)))
-    acc_train, acc_test = np.zeros(len(classes)), np.zeros(len(classes))
-    with threadpool_limits(1):  # one BLAS thread per booster thread
-        fitted = parallel_map(fit, groups, n_jobs)
-    for group, (imp, pred_train, pred_test) in zip(groups, fitted, strict=True):
-        for col, k in enumerate(group):
-            importance[:, k] = imp[:, col]
-            acc_train[k] = np.mean(classes[k][pred_train[col]] == y_train[:, k])
-            acc_test[k] = np.mean(classes[k][pred_test[col]] == y_test[:, k])
+    # One booster per factor (its values never depend on n_jobs or on other factors), most
+    # classes first to balance the threads, one BLAS thread per booster thread.
+    order = np.argsort([-len(c) for c in classes], kind="stable")
+    with threadpool_limits(1):
+        fitted = dict(zip(order, parallel_map(fit, order, n_jobs), strict=True))
+    importance = np.stack([fitted[k][0] for k in range(len(classes))], axis=1)
+    acc_train = np.array([np.mean(fitted[k][1] == y_train[:, k]) for k in range(len(classes))])
+    acc_test = np.array([np.mean(fitted[k][2] == y_test[:, k]) for k in range(len(classes))])
     return importance, float(acc_train.mean()), float(acc_test.mean())
 
 

@@ -17,8 +17,7 @@ import types
 import numpy as np
 import pytest
 
-from benchmark.datasets.base import GroundTruthDataset
-from metrics._synthetic import synthetic_codes
+from metrics._synthetic import FactorVectorDataset, synthetic_codes
 from metrics.beta_vae import beta_vae_score
 from metrics.dci import dci
 from metrics.factor_vae import factor_vae_score
@@ -172,24 +171,10 @@ def test_dci_exact_matches(dlib, case):
         assert got[key] == pytest.approx(value, abs=1e-2), key
 
 
-class Grid(GroundTruthDataset):
-    """Three factors; the observation is the factor values themselves (cheap to encode)."""
-
-    name = "test_grid"
-    kind = "procedural"
-    factor_names = ("a", "b", "c")
-    factor_sizes = (4, 5, 6)
-    observation_shape = (1, 1, 3)
-
-    def render(self, factors: np.ndarray) -> np.ndarray:
-        values = np.asarray(factors) / (np.asarray(self.factor_sizes) - 1.0)
-        return values.astype(np.float32).reshape(-1, 1, 1, 3)
-
-
 class DlibGrid:
     """The same dataset behind disentanglement_lib's sampling interface (RandomState)."""
 
-    def __init__(self, dataset: Grid) -> None:
+    def __init__(self, dataset: FactorVectorDataset) -> None:
         self.dataset = dataset
         self.num_factors = dataset.num_factors
 
@@ -213,7 +198,7 @@ def _entangled(obs: np.ndarray) -> np.ndarray:
 
 def test_factor_vae_agrees_in_distribution(dlib):
     """Different random streams (Generator vs RandomState), so equal within sampling error."""
-    grid = Grid()
+    grid = FactorVectorDataset((4, 5, 6))
     ours = factor_vae_score(
         grid,
         _entangled,
@@ -238,7 +223,7 @@ def test_factor_vae_agrees_in_distribution(dlib):
 
 
 def test_beta_vae_agrees_in_distribution(dlib):
-    grid = Grid()
+    grid = FactorVectorDataset((4, 5, 6))
     ours = beta_vae_score(
         grid,
         _entangled,
