@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
+from threadpoolctl import threadpool_limits
 
 from benchmark.datasets.base import GroundTruthDataset
 from benchmark.registry import register_metric
@@ -78,7 +79,7 @@ def beta_vae_score(
     x_train, y_train = training_points(dataset, encode, rng, num_train, batch_size)
     if len(np.unique(y_train)) < 2:
         raise MetricError(f"beta_vae: num_train={num_train} points drew a single factor")
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), threadpool_limits(1):  # small BLAS calls: one thread
         warnings.simplefilter("ignore", ConvergenceWarning)
         model = LogisticRegression(random_state=random_state).fit(x_train, y_train)
     x_eval, y_eval = training_points(dataset, encode, rng, num_eval, batch_size)

@@ -29,7 +29,6 @@ from typing import Any
 
 import numpy as np
 from sklearn.ensemble import GradientBoostingClassifier
-from threadpoolctl import threadpool_limits
 
 from benchmark.registry import register_metric
 from metrics import _hist_boost
@@ -110,10 +109,9 @@ def _fast(
         return imp, classes[k][pred_train], classes[k][pred_test]
 
     # One booster per factor (its values never depend on n_jobs or on other factors), most
-    # classes first to balance the threads, one BLAS thread per booster thread.
+    # classes first to balance the threads.
     order = np.argsort([-len(c) for c in classes], kind="stable")
-    with threadpool_limits(1):
-        fitted = dict(zip(order, parallel_map(fit, order, n_jobs), strict=True))
+    fitted = dict(zip(order, parallel_map(fit, order, n_jobs), strict=True))
     importance = np.stack([fitted[k][0] for k in range(len(classes))], axis=1)
     acc_train = np.array([np.mean(fitted[k][1] == y_train[:, k]) for k in range(len(classes))])
     acc_test = np.array([np.mean(fitted[k][2] == y_test[:, k]) for k in range(len(classes))])

@@ -16,9 +16,9 @@ import warnings
 from typing import Any
 
 import numpy as np
+from scipy.stats import rankdata
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
-from sklearn.metrics import roc_auc_score
 
 from benchmark.registry import register_metric
 from metrics._utils import (
@@ -47,14 +47,21 @@ def modularity(mutual_information: np.ndarray) -> float:
 
 
 def _macro_auc(classes: np.ndarray, y: np.ndarray, proba: np.ndarray) -> float:
-    """Mean ROC-AUC over the classes that occur in ``y`` next to other classes; that equals
-    disentanglement_lib's ``roc_auc_score(MultiLabelBinarizer(y), proba)`` whenever all the
-    classifier's classes occur in ``y`` (there, a missing class is an error)."""
+    """Mean one-vs-rest ROC-AUC over the classes that occur in ``y`` next to other classes.
+
+    Each AUC is the Mann-Whitney statistic on average ranks (ties count one half), the
+    same number as ``roc_auc_score``. This equals disentanglement_lib's
+    ``roc_auc_score(MultiLabelBinarizer(y), proba)`` whenever every class of the classifier
+    occurs in ``y`` (otherwise disentanglement_lib fails).
+    """
+    ranks = rankdata(proba, axis=0)
     aucs = []
-    for c, column in zip(classes, proba.T, strict=True):
+    for c, column in zip(classes, ranks.T, strict=True):
         positive = y == c
-        if 0 < positive.sum() < len(y):
-            aucs.append(roc_auc_score(positive, column))
+        n_pos = int(positive.sum())
+        n_neg = len(y) - n_pos
+        if n_pos and n_neg:
+            aucs.append((column[positive].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
     return float(np.mean(aucs)) if aucs else 0.5
 
 

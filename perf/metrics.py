@@ -26,18 +26,23 @@ import types
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
+# Run as a script, this file's folder comes first on the import path and its own name
+# (metrics.py) would hide the metrics package; drop the folder.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
-from metrics._synthetic import FactorVectorDataset, synthetic_codes
-from metrics.beta_vae import beta_vae_score
-from metrics.dci import dci
-from metrics.factor_vae import factor_vae_score
-from metrics.irs import irs
-from metrics.mcc import mcc
-from metrics.mig import mig
-from metrics.modularity_explicitness import modularity_explicitness
-from metrics.sap_score import sap
-from metrics.unsupervised import unsupervised
+import numpy as np  # noqa: E402
+
+from metrics._synthetic import FactorVectorDataset, synthetic_codes  # noqa: E402
+from metrics.beta_vae import beta_vae_score  # noqa: E402
+from metrics.dci import dci  # noqa: E402
+from metrics.factor_vae import factor_vae_score  # noqa: E402
+from metrics.irs import irs  # noqa: E402
+from metrics.mcc import mcc  # noqa: E402
+from metrics.mig import mig  # noqa: E402
+from metrics.modularity_explicitness import modularity_explicitness  # noqa: E402
+from metrics.sap_score import sap  # noqa: E402
+from metrics.unsupervised import unsupervised  # noqa: E402
 
 SIZES = (10, 10, 10, 8, 6)
 N_TRAIN, N_TEST = 10000, 5000
