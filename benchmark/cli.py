@@ -59,7 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
     lst = sub.add_parser("list", help="list datasets, methods and metrics")
     _common(lst)
 
+    from benchmark import score
     from benchmark.datasets import _show
+
+    score_p = sub.add_parser("score", help="score your own codes and factors from an .npz file")
+    score.add_arguments(score_p)
+    _common(score_p)
 
     datasets = sub.add_parser("datasets", help="look at a dataset")
     dsub = datasets.add_subparsers(dest="datasets_command", required=True)
@@ -119,7 +124,19 @@ def cmd_datasets(args: argparse.Namespace) -> int:
     return _show.run(args)
 
 
-COMMANDS = {"run": cmd_run, "report": cmd_report, "list": cmd_list, "datasets": cmd_datasets}
+def cmd_score(args: argparse.Namespace) -> int:
+    from benchmark import score
+
+    return score.run(args)
+
+
+COMMANDS = {
+    "run": cmd_run,
+    "report": cmd_report,
+    "list": cmd_list,
+    "datasets": cmd_datasets,
+    "score": cmd_score,
+}
 
 
 def main(argv: list[str] | None = None) -> int:
