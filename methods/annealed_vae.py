@@ -12,16 +12,21 @@ from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import torch
+from torch import Tensor
 
 from benchmark.datasets.base import GroundTruthDataset
 from benchmark.registry import register_method
-from methods.base import FitContext, Representation, TrainBudget
+from methods.base import FitContext, TrainBudget
 from methods.nn.vae import VAE_DEFAULTS, LatentTerms, VAEMethod
 
 
-def capacity(c_max: float, step: int, iteration_threshold: int) -> float:
-    """C at ``step`` (0-based, dlib's global step before the update): min(c_max, c_max t / T)."""
-    return min(c_max, c_max * step / iteration_threshold)
+def capacity(c_max: float | Tensor, step: int | Tensor, iteration_threshold: Any) -> Tensor:
+    """C at ``step`` (0-based, dlib's global step before the update): min(c_max, c_max t / T).
+
+    Tensor arithmetic, so per-model values stacked by the batched trainer vmap through it.
+    """
+    c_max = torch.as_tensor(c_max)
+    return torch.minimum(c_max, c_max * step / iteration_threshold)
 
 
 @register_method
@@ -43,14 +48,13 @@ class AnnealedVAE(VAEMethod):
         c = capacity(hp["c_max"], step, hp["iteration_threshold"])
         return hp["gamma"] * torch.abs(terms.kl - c)
 
-    def fit(
+    def prepare(
         self,
         dataset: GroundTruthDataset,
-        hparams: dict[str, Any],
-        seed: int,
+        hparams: Mapping[str, Any],
         budget: TrainBudget,
         ctx: FitContext,
-    ) -> Representation:
+    ) -> dict[str, Any]:
         threshold = hparams["iteration_threshold"]
         if threshold is None:
             threshold = max(1, round(budget.steps / 3))
@@ -59,6 +63,6 @@ class AnnealedVAE(VAEMethod):
                 f"method {self.name!r}: iteration_threshold must be >= 1, got {threshold!r}"
             )
         ctx.info["iteration_threshold"] = int(threshold)
-        return super().fit(
-            dataset, {**hparams, "iteration_threshold": int(threshold)}, seed, budget, ctx
+        return super().prepare(
+            dataset, {**hparams, "iteration_threshold": int(threshold)}, budget, ctx
         )

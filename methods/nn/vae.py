@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 import time
 from abc import abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, ClassVar, NamedTuple
 
 import numpy as np
@@ -120,8 +120,19 @@ class VAEMethod(Method):
     """Base of the Locatello et al. 2019 baselines; subclasses define ``regularizer``."""
 
     framework: ClassVar[str] = "torch"
+    batchable: ClassVar[bool] = True  # fit_many trains a group as one packed model
     stochastic: ClassVar[bool] = True  # False: decode the mean, no sampling (plain AE)
     uses_discriminator: ClassVar[bool] = False
+    # Hyperparameters every model of a batched group must share (one network shape, one
+    # Adam per packed tensor); the others may differ per model (regulariser weights).
+    shared_hparams: ClassVar[tuple[str, ...]] = (
+        "num_latents",
+        "lr",
+        "adam_beta1",
+        "adam_beta2",
+        "adam_eps",
+        "precision",
+    )
 
     @staticmethod
     @abstractmethod
@@ -142,6 +153,27 @@ class VAEMethod(Method):
                 f"method {self.name!r}: need steps >= 1 and batch_size >= 2, got {budget}"
             )
 
+    def prepare(
+        self,
+        dataset: GroundTruthDataset,
+        hparams: Mapping[str, Any],
+        budget: TrainBudget,
+        ctx: FitContext,
+    ) -> dict[str, Any]:
+        """Check a run's options and return the hyperparameters it trains with.
+
+        Variants whose defaults depend on the budget resolve them here (and note them in
+        ``ctx.info``), so ``fit`` and ``fit_many`` train with the same values.
+        """
+        self.check_hparams(hparams, budget)
+        if tuple(dataset.observation_shape[1:]) != (64, 64):
+            raise ValueError(
+                f"method {self.name!r}: the reference networks need 64x64 "
+                f"observations, dataset {dataset.name!r} has "
+                f"{dataset.observation_shape}"
+            )
+        return dict(hparams)
+
     def fit(
         self,
         dataset: GroundTruthDataset,
@@ -150,20 +182,43 @@ class VAEMethod(Method):
         budget: TrainBudget,
         ctx: FitContext,
     ) -> Representation:
-        self.check_hparams(hparams, budget)
-        if tuple(dataset.observation_shape[1:]) != (64, 64):
-            raise ValueError(
-                f"method {self.name!r}: the reference networks need 64x64 "
-                f"observations, dataset {dataset.name!r} has "
-                f"{dataset.observation_shape}"
-            )
-        return train(self, dataset, dict(hparams), seed, budget, ctx)
+        return train(self, dataset, self.prepare(dataset, hparams, budget, ctx), seed, budget, ctx)
+
+    def fit_many(
+        self,
+        dataset: GroundTruthDataset,
+        jobs: Sequence[tuple[dict[str, Any], int, FitContext]],
+        budget: TrainBudget,
+    ) -> list[Representation]:
+        """Train the jobs as packed groups of models (``methods.nn.batched``).
+
+        Each result equals what ``fit`` gives for the same job, within floating-point
+        tolerance; jobs that differ in a ``shared_hparams`` value train in separate groups.
+        """
+        from methods.nn.batched import fit_many  # batched builds on this module
+
+        prepared = [(self.prepare(dataset, hp, budget, ctx), seed, ctx) for hp, seed, ctx in jobs]
+        return list(fit_many(self, dataset, prepared, budget))
+
+    @classmethod
+    def auto_group_size(cls, device: str) -> int:
+        """Models per batched group that fit in half the free memory of the CUDA ``device``."""
+        from methods.nn.batched import auto_group_size
+
+        return auto_group_size(cls, torch.device(device))
 
 
-def _adam(params: Any, hp: Mapping[str, Any], prefix: str = "") -> torch.optim.Adam:
+def adam(
+    params: Any, hp: Mapping[str, Any], prefix: str = "", fused: bool | None = None
+) -> torch.optim.Adam:
+    """Adam with the run's (or, with ``prefix="disc_"``, the discriminator's) settings."""
     betas = (float(hp[f"{prefix}adam_beta1"]), float(hp[f"{prefix}adam_beta2"]))
     return torch.optim.Adam(
-        params, lr=float(hp[f"{prefix}lr"]), betas=betas, eps=float(hp[f"{prefix}adam_eps"])
+        params,
+        lr=float(hp[f"{prefix}lr"]),
+        betas=betas,
+        eps=float(hp[f"{prefix}adam_eps"]),
+        fused=fused,
     )
 
 
@@ -204,9 +259,31 @@ def build(
     latents = int(hp["num_latents"])
     model = init_like_tf(AutoEncoder(channels, latents), init).to(device)
     if not method.uses_discriminator:
-        return Nets(model, _adam(model.parameters(), hp), None, None)
+        return Nets(model, adam(model.parameters(), hp), None, None)
     disc = init_like_tf(FCDiscriminator(latents), init).to(device)
-    return Nets(model, _adam(model.parameters(), hp), disc, _adam(disc.parameters(), hp, "disc_"))
+    return Nets(model, adam(model.parameters(), hp), disc, adam(disc.parameters(), hp, "disc_"))
+
+
+def loss_terms(
+    method: VAEMethod,
+    x: torch.Tensor,
+    logits: torch.Tensor,
+    latent: LatentTerms,
+    hp: Mapping[str, Any],
+    step: Any,
+) -> dict[str, torch.Tensor]:
+    """One model's loss and its parts; pure, so the batched trainer vmaps it over models."""
+    recon = losses.bernoulli_reconstruction(x, logits)
+    reg = method.regularizer(latent, hp, step)
+    terms = {
+        "loss": recon + reg,
+        "reconstruction": recon,
+        "regularizer": reg,
+        "elbo": recon + latent.kl,
+    }
+    if method.stochastic:
+        terms["kl"] = latent.kl
+    return terms
 
 
 def train_step(
@@ -232,12 +309,8 @@ def train_step(
     with autocast:
         logits = model.decoder(z)
         disc_logits = disc(z).float() if disc is not None else None
-    recon = losses.bernoulli_reconstruction(x, logits)
-    reg = method.regularizer(LatentTerms(mean, logvar, z, kl, disc_logits), hp, step)
-    loss = recon + reg
-    terms = {"loss": loss, "reconstruction": recon, "regularizer": reg, "elbo": recon + kl}
-    if method.stochastic:
-        terms["kl"] = kl
+    terms = loss_terms(method, x, logits, LatentTerms(mean, logvar, z, kl, disc_logits), hp, step)
+    loss = terms["loss"]
 
     nets.opt.zero_grad(set_to_none=True)
     if disc is None:
@@ -275,39 +348,89 @@ def train(
     nets = build(method, dataset.observation_shape[0], hp, streams.init, device)
     bf16 = hp["precision"] == "bf16"
 
-    chunk = max(1, math.ceil(budget.steps / CURVE_POINTS))
-    curve: list[dict[str, float]] = []
-    acc: torch.Tensor | None = None
+    curve = LossCurve(budget.steps)
     start = time.perf_counter()
     for step in range(budget.steps):
         factors = torch.from_numpy(dataset.sample_factors(budget.batch_size, streams.data))
         x = dataset.render_torch(factors, device)
         terms = train_step(method, nets, x, hp, step, streams.noise, bf16)
-        values = torch.stack(list(terms.values()))  # summed on the device: no sync per step
-        acc = values if acc is None else acc + values
-        if (step + 1) % chunk == 0 or step + 1 == budget.steps:
-            means = (acc / ((step % chunk) + 1)).tolist()
-            curve.append({"step": step + 1, **dict(zip(terms, means, strict=True))})
-            acc = None
+        if curve.add(step, terms):
             ctx.progress(step + 1, budget.steps)
     seconds = time.perf_counter() - start
+    record_training(ctx, curve.curves[0], seconds, budget.steps, device, hp["precision"])
+    check_finite(method, [(seed, ctx.info["final_losses"])])
+    return representation(method, nets.model, dataset, hp, seed, budget)
 
-    final = {k: v for k, v in curve[-1].items() if k != "step"}
-    if not all(math.isfinite(v) for v in final.values()):
-        raise FloatingPointError(f"method {method.name!r}: non-finite loss terms {final}")
+
+class LossCurve:
+    """CURVE_POINTS-point loss curves of one model or of a packed group of models.
+
+    Loss terms (scalars, or [N] for N packed models) are summed on the device between
+    points, so training never waits for the device except at a point.
+    """
+
+    def __init__(self, steps: int) -> None:
+        self.steps = steps
+        self.chunk = max(1, math.ceil(steps / CURVE_POINTS))
+        self.curves: list[list[dict[str, float]]] = []  # one curve per model
+        self._acc: torch.Tensor | None = None
+
+    def add(self, step: int, terms: Mapping[str, torch.Tensor]) -> bool:
+        """Add step ``step``'s terms; True when it closed a curve point."""
+        values = torch.stack(list(terms.values()), -1)  # [T] or [N, T]
+        self._acc = values if self._acc is None else self._acc + values
+        if (step + 1) % self.chunk and step + 1 != self.steps:
+            return False
+        means = (self._acc / ((step % self.chunk) + 1)).reshape(-1, len(terms)).tolist()
+        self.curves = self.curves or [[] for _ in means]
+        for curve, row in zip(self.curves, means, strict=True):
+            curve.append({"step": step + 1, **dict(zip(terms, row, strict=True))})
+        self._acc = None
+        return True
+
+
+def record_training(
+    ctx: FitContext,
+    curve: list[dict[str, float]],
+    seconds: float,
+    steps: int,
+    device: torch.device,
+    precision: str,
+) -> None:
+    """Put the final losses (last curve point), the curve and the timings into ``ctx.info``."""
     ctx.info.update(
         {
-            "final_losses": final,
+            "final_losses": {k: v for k, v in curve[-1].items() if k != "step"},
             "loss_curve": curve,
             "train_seconds": seconds,
-            "steps_per_second": budget.steps / seconds,
+            "steps_per_second": steps / seconds,
             "device": str(device),
-            "precision": hp["precision"],
+            "precision": precision,
         }
     )
     if device.type == "cuda":
         ctx.info["deterministic_algorithms"] = torch.are_deterministic_algorithms_enabled()
         ctx.info["cudnn_deterministic"] = bool(torch.backends.cudnn.deterministic)
+
+
+def check_finite(method: VAEMethod, finals: Sequence[tuple[int, dict[str, float]]]) -> None:
+    """Raise naming the runs, by seed, whose final (seed, loss terms) are not finite."""
+    bad = [(seed, f) for seed, f in finals if not all(math.isfinite(v) for v in f.values())]
+    if bad:
+        raise FloatingPointError(
+            f"method {method.name!r}: non-finite loss terms (seed, terms): {bad}"
+        )
+
+
+def representation(
+    method: VAEMethod,
+    model: AutoEncoder,
+    dataset: GroundTruthDataset,
+    hp: dict[str, Any],
+    seed: int,
+    budget: TrainBudget,
+) -> VAERepresentation:
+    """The trained run as the harness keeps it: the model plus what produced it."""
     config = {
         "method": method.name,
         "num_latents": int(hp["num_latents"]),
@@ -316,4 +439,4 @@ def train(
         "seed": seed,
         "steps": budget.steps,
     }
-    return VAERepresentation(model=nets.model, config=config)
+    return VAERepresentation(model=model, config=config)
