@@ -25,12 +25,12 @@ def write(path: Path, **arrays: np.ndarray) -> Path:
 
 @pytest.fixture
 def arrays() -> dict[str, np.ndarray]:
-    codes, factors = synthetic_codes(900, sizes=(5, 4, 3), kind="perfect", noise=0.05, seed=0)
+    codes, factors = synthetic_codes(450, sizes=(5, 4, 3), kind="perfect", noise=0.05, seed=0)
     return {
-        "codes_train": codes[:600],
-        "factors_train": factors[:600],
-        "codes_test": codes[600:],
-        "factors_test": factors[600:],
+        "codes_train": codes[:300],
+        "factors_train": factors[:300],
+        "codes_test": codes[300:],
+        "factors_test": factors[300:],
     }
 
 
@@ -92,8 +92,8 @@ def test_without_test_arrays_uses_a_stated_deterministic_split(tmp_path, arrays,
     assert run([str(path), "--metrics", "mig,sap_score"]) == 0
     out = capsys.readouterr()
     result = json.loads(out.out)
-    assert "split the 600 train points into the first 400 (train) and the last 200" in out.err
-    expected = mig(arrays["codes_train"][:400], arrays["factors_train"][:400])["discrete_mig"]
+    assert "split the 300 train points into the first 200 (train) and the last 100" in out.err
+    expected = mig(arrays["codes_train"][:200], arrays["factors_train"][:200])["discrete_mig"]
     assert result["mig"]["discrete_mig"] == pytest.approx(expected, abs=1e-12)
     assert run([str(path), "--metrics", "mig,sap_score"]) == 0
     assert json.loads(capsys.readouterr().out) == result
