@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 from sklearn.linear_model import LinearRegression
 from sklearn.neighbors import NearestNeighbors
+from threadpoolctl import threadpool_limits
 
 from benchmark.datasets.blobs import Blobs
 from benchmark.datasets.isometric_manifold import IsometricManifold
@@ -23,6 +24,13 @@ from methods.hlle_ica import HLLEICA, HLLEICARepresentation
 from metrics.mcc import mcc
 
 BUDGET = TrainBudget(steps=1)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_blas_thread():
+    """One BLAS thread: on a shared 2-core machine OpenBLAS threads were ~100x slower."""
+    with threadpool_limits(1):
+        yield
 
 
 def fit(dataset, seed: int = 0, ctx: FitContext | None = None, **hparams) -> Representation:
