@@ -70,7 +70,7 @@ def _probabilities(raw: np.ndarray, binary: bool) -> np.ndarray:
 
 
 def fit_predict(
-    x_train: np.ndarray, labels: np.ndarray, x_test: np.ndarray, num_bins: int = 32
+    x_train: np.ndarray, labels: np.ndarray, x_test: np.ndarray, num_bins: int = 64
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Boost a classifier of dense labels 0..C-1 (C >= 2) from codes [N, D].
 
