@@ -40,11 +40,18 @@ from methods.nn.batched import (
     auto_group_size,
     build_packed,
     bytes_per_model,
+    next_batches,
     packed_step,
-    sample_batches,
     split_hparams,
 )
-from methods.nn.vae import AutoEncoder, build, random_streams, train_step
+from methods.nn.vae import (
+    AutoEncoder,
+    build,
+    factor_batches,
+    random_streams,
+    to_device,
+    train_step,
+)
 
 BATCH = 64
 
@@ -95,10 +102,10 @@ def naive_stepper(dataset, device: torch.device, cfg: Config) -> Callable[[int],
     streams = random_streams(0, device)
     nets = build(method, dataset.observation_shape[0], hp, streams.init, device)
     bf16 = cfg.precision == "bf16"
+    batches = factor_batches(dataset, streams.data, BATCH)
 
     def step(i: int) -> None:
-        factors = torch.from_numpy(dataset.sample_factors(BATCH, streams.data))
-        x = dataset.render_torch(factors, device)
+        x = dataset.render_torch(to_device(next(batches), device), device)
         train_step(method, nets, x, hp, i, streams.noise, bf16)
 
     return step
@@ -118,11 +125,12 @@ def packed_stepper(dataset, device: torch.device, cfg: Config) -> Callable[[int]
         nets.model.encoder = torch.compile(nets.model.encoder)
         nets.model.decoder = torch.compile(nets.model.decoder)
     shared, per_model = split_hparams(method, hps, device)
-    noises, data = [s.noise for s in streams], [s.data for s in streams]
+    noises = [s.noise for s in streams]
+    batches = [factor_batches(dataset, s.data, BATCH) for s in streams]
     bf16, cl = cfg.precision == "bf16", cfg.options.channels_last
 
     def step(i: int) -> None:
-        x = sample_batches(dataset, data, BATCH, device)
+        x = next_batches(dataset, batches, device)
         packed_step(method, nets, x, shared, per_model, i, noises, bf16, cl)
 
     return step
@@ -148,9 +156,10 @@ def func_stepper(dataset, device: torch.device, cfg: Config) -> Callable[[int], 
         return losses.bernoulli_reconstruction(x, logits) + b * kl
 
     batched_loss = vmap(one_model)
+    batches = [factor_batches(dataset, s.data, BATCH) for s in streams]
 
     def step(i: int) -> None:
-        x = sample_batches(dataset, [s.data for s in streams], BATCH, device)
+        x = next_batches(dataset, batches, device)
         x = x.reshape(cfg.n, BATCH, *x.shape[1:])
         eps = torch.stack(
             [torch.randn((BATCH, 10), generator=s.noise, device=device) for s in streams]

@@ -1,16 +1,22 @@
 """Batched (packed) training: N models trained as one equal the N models trained one by one.
 
-"Equal" is what floating point allows between two exact computations of the same
-gradients that sum in another order (grouped convolutions, batched matmuls): the loss
-curves agree to 1e-4 (relative; absolute below 1), the codes of fresh observations to
-1e-4, and 99% of the weights to 5% of the distance Adam can move a weight in the run
-(lr per step). Weights cannot agree to the last bit: where a gradient is a small
-difference of large terms (near-zero gradients; DIP-VAE's (Cov - 1) at Cov ~ 1) rounding
-changes it relatively much, and Adam, which divides by the gradient's own scale, turns
-that into a visible change of the step. Measured: 99% of weights within 0.4% of that
-distance for every variant below, against 66% for the control
-(test_the_check_tells_models_apart: same seed, another beta). Torch runs on one thread
-(see test_vae_training.py).
+Two levels. One step (test_one_packed_step_is_n_train_steps): from the same weights,
+batch and noise, every model's loss terms (1e-5 relative) and gradients (1e-4 relative
+in norm; a bias gradient sums thousands of terms) equal those of ``train_step``, for
+every variant, with a different hyperparameter value per model.
+Short training (test_batched_models_equal_models_trained_one_by_one): ``fit_many`` and
+N ``fit`` calls with the same seeds give the same models, as far as floating point lets
+two computations that sum in another order (grouped convolutions, batched matmuls) stay
+together: codes of fresh observations within 3e-4, 99% of the weights within 5% of the
+distance Adam can move a weight in the run (lr per step), loss curves within 1e-2
+(relative; absolute below 1). Not to the last bit: where a gradient is a small
+difference of large terms (near-zero gradients; DIP-VAE's Cov - 1 at Cov ~ 1) rounding
+changes it relatively much, Adam, dividing by the gradient's own scale, turns that into
+a visible step, and FactorVAE's adversarial pair amplifies such differences ~10x per
+step once its discriminator starts to learn. Measured: codes within 3e-5, 99% of weights
+within 0.4% of that distance, curves within 2e-3; the control
+(test_the_check_tells_models_apart: same seed, another beta) is off by 3e-3 in codes and
+66% in weights. Torch runs on one thread (see test_vae_training.py).
 """
 
 from __future__ import annotations
@@ -35,12 +41,24 @@ from methods.factor_vae import FactorVAE
 from methods.nn.batched import (
     PackedAutoEncoder,
     PackedDiscriminator,
+    PackedOptions,
     auto_group_size,
+    build_packed,
     bytes_per_model,
     copy_in,
     copy_out,
+    model_slot,
+    packed_step,
+    split_hparams,
 )
-from methods.nn.vae import AutoEncoder, VAERepresentation, build, check_finite, random_streams
+from methods.nn.vae import (
+    AutoEncoder,
+    VAERepresentation,
+    build,
+    check_finite,
+    random_streams,
+    train_step,
+)
 
 CPU = torch.device("cpu")
 BUDGET = TrainBudget(steps=10, batch_size=16)
@@ -118,7 +136,69 @@ def identical(a: torch.nn.Module, b: torch.nn.Module) -> bool:
 
 
 def assert_equal_models(d: dict[str, float]) -> None:
-    assert d["curve"] < 1e-4 and d["codes"] < 1e-4 and d["weights"] < 0.05, d
+    assert d["curve"] < 1e-2 and d["codes"] < 3e-4 and d["weights"] < 0.05, d
+
+
+STEP_CASES = {
+    "ae": (1, [{}, {}]),
+    "beta_vae": (3, [{"beta": 1.0}, {"beta": 16.0}, {"beta": 4.0}]),
+    "annealed_vae": (1, [{"c_max": 5.0}, {"c_max": 100.0, "gamma": 10.0}, {"c_max": 25.0}]),
+    "factor_vae": (1, [{"gamma": 10.0}, {"gamma": 100.0}]),
+    "dip_vae_i": (3, [{"lambda_od": 1.0}, {"lambda_od": 50.0}]),
+    "dip_vae_ii": (1, [{"lambda_od": 2.0}, {"lambda_od": 20.0}]),
+    "beta_tc_vae": (3, [{"beta": 1.0}, {"beta": 10.0}, {"beta": 6.0}]),
+}
+
+
+@pytest.mark.parametrize("name", list(STEP_CASES))
+def test_one_packed_step_is_n_train_steps(name: str) -> None:
+    """Same weights, batch and noise: the packed step's per-model loss terms and gradients
+    are those of ``train_step``, each model with its own hyperparameters (AnnealedVAE at
+    step 2 of a 4-step schedule, so C differs per model)."""
+    channels, given = STEP_CASES[name]
+    method = METHODS.get(name)()
+    hps = [
+        method.resolve_hparams(
+            {**hp, **({"iteration_threshold": 4} if name == "annealed_vae" else {})}
+        )
+        for hp in given
+    ]
+    n = len(hps)
+    ds = ColourBars() if channels == 3 else Blobs()
+    _, x = ds.sample(8 * n, np.random.default_rng(1))
+    x = torch.from_numpy(x)
+    singles = [
+        build(method, channels, hp, random_streams(i, CPU).init, CPU) for i, hp in enumerate(hps)
+    ]
+    packed = build_packed(
+        method,
+        channels,
+        hps[0],
+        [random_streams(i, CPU).init for i in range(n)],
+        CPU,
+        PackedOptions(),
+    )
+    terms = [
+        train_step(method, nets, x[8 * i : 8 * i + 8], hp, 2, torch.Generator().manual_seed(i))
+        for i, (nets, hp) in enumerate(zip(singles, hps, strict=True))
+    ]
+    shared, per_model = split_hparams(method, hps, CPU)
+    gens = [torch.Generator().manual_seed(i) for i in range(n)]
+    packed_terms = packed_step(method, packed, x, shared, per_model, 2, gens)
+    assert list(packed_terms) == list(terms[0])
+    for i, nets in enumerate(singles):
+        for k, v in terms[i].items():
+            torch.testing.assert_close(packed_terms[k][i], v, rtol=1e-5, atol=1e-6)
+        pairs = [(packed.model, nets.model)] + ([(packed.disc, nets.disc)] if nets.disc else [])
+        for many, one in pairs:
+            params = dict(one.named_parameters())
+            for pname, p in many.named_parameters():
+                want = params[pname].grad
+                if want is None:  # the AE never uses its log-variance head
+                    assert p.grad is None, pname
+                    continue
+                got = model_slot(p.grad, i, want.shape)
+                assert (got - want).norm() <= 1e-4 * want.norm() + 1e-12, (name, i, pname)
 
 
 CASES = {
@@ -131,9 +211,8 @@ CASES = {
     ),
     # beta-TCVAE: the minibatch TC estimator; three channels.
     "beta_tc_vae": (ColourBars(), [{"beta": 1.0}, {"beta": 10.0}]),
-    # DIP-VAE-II: covariance of the aggregate posterior; the plain AE (no sampling).
+    # DIP-VAE-II: covariance of the aggregate posterior, the most rounding-sensitive.
     "dip_vae_ii": (Blobs(), [{"lambda_od": 1.0}, {"lambda_od": 50.0}]),
-    "ae": (ColourBars(), [{}, {}]),
 }
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 import math
 import time
 from collections import defaultdict
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -46,10 +46,12 @@ from methods.nn.vae import (
     adam,
     build,
     check_finite,
+    factor_batches,
     loss_terms,
     random_streams,
     record_training,
     representation,
+    to_device,
     train,
 )
 
@@ -155,7 +157,7 @@ class PackedDiscriminator(nn.Module):
         return self.net(z)
 
 
-def _slot(packed: torch.Tensor, i: int, shape: torch.Size) -> torch.Tensor:
+def model_slot(packed: torch.Tensor, i: int, shape: torch.Size) -> torch.Tensor:
     """Model i's part of a packed tensor: index i of a stacked one (dense layers), else
     block i along dim 0 (grouped convolutions: output, or transposed input, channels)."""
     if packed.dim() == len(shape) + 1:
@@ -168,7 +170,7 @@ def copy_in(packed: nn.Module, i: int, single: nn.Module) -> None:
     params = dict(single.named_parameters())
     with torch.no_grad():
         for name, p in packed.named_parameters():
-            _slot(p, i, params[name].shape).copy_(params[name])
+            model_slot(p, i, params[name].shape).copy_(params[name])
 
 
 def copy_out(packed: nn.Module, i: int, single: nn.Module) -> nn.Module:
@@ -176,7 +178,7 @@ def copy_out(packed: nn.Module, i: int, single: nn.Module) -> nn.Module:
     params = dict(single.named_parameters())
     with torch.no_grad():
         for name, p in packed.named_parameters():
-            params[name].copy_(_slot(p, i, params[name].shape))
+            params[name].copy_(model_slot(p, i, params[name].shape))
     return single
 
 
@@ -326,12 +328,13 @@ def packed_step(
     return {k: v.detach() for k, v in terms.items()}
 
 
-def sample_batches(
-    dataset: GroundTruthDataset, streams: Sequence[np.random.Generator], batch: int, device: Any
+def next_batches(
+    dataset: GroundTruthDataset, batches: Sequence[Iterator[np.ndarray]], device: torch.device
 ) -> torch.Tensor:
-    """Each model's batch drawn from its own data stream, all rendered by one call."""
-    factors = np.concatenate([dataset.sample_factors(batch, rng) for rng in streams])
-    return dataset.render_torch(torch.from_numpy(factors), device)
+    """Each model's next batch (``vae.factor_batches`` of its own data stream), all
+    rendered on the device by one call: [N*B, C, H, W], model i's batch in block i."""
+    factors = np.concatenate([next(it) for it in batches])
+    return dataset.render_torch(to_device(factors, device), device)
 
 
 def train_packed(
@@ -355,10 +358,11 @@ def train_packed(
     bf16 = shared["precision"] == "bf16"
     noises = [s.noise for s in streams]
 
+    batches = [factor_batches(dataset, s.data, budget.batch_size) for s in streams]
     curve = LossCurve(budget.steps)
     start = time.perf_counter()
     for step in range(budget.steps):
-        x = sample_batches(dataset, [s.data for s in streams], budget.batch_size, device)
+        x = next_batches(dataset, batches, device)
         terms = packed_step(
             method, nets, x, shared, per_model, step, noises, bf16, options.channels_last
         )
