@@ -116,15 +116,15 @@ def test_every_method_trains_on_three_channels_and_encodes(name: str) -> None:
 
 @pytest.fixture(scope="module")
 def beta_runs() -> dict[float, tuple[Representation, FitContext]]:
-    """beta-VAE with beta 1 and 16, 200 steps of batch 32 on procedural dSprites."""
+    """beta-VAE with beta 1 and 16, 150 steps of batch 32 on procedural dSprites."""
     ds = DATASETS.get("proc_dsprites")()
-    return {beta: fit("beta_vae", ds, 200, 32, seed=0, beta=beta) for beta in (1.0, 16.0)}
+    return {beta: fit("beta_vae", ds, 150, 32, seed=0, beta=beta) for beta in (1.0, 16.0)}
 
 
-def test_a_few_hundred_steps_lower_the_loss(beta_runs) -> None:
+def test_150_steps_lower_the_loss_on_procedural_dsprites(beta_runs) -> None:
     for _, ctx in beta_runs.values():
         curve = ctx.info["loss_curve"]
-        assert len(curve) == 20 and curve[-1]["step"] == 200
+        assert 10 <= len(curve) <= 20 and curve[-1]["step"] == 150
         first, last = curve[0], curve[-1]
         assert last["loss"] < 0.7 * first["loss"]
         assert last["reconstruction"] < 0.7 * first["reconstruction"]
