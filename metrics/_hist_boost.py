@@ -49,7 +49,7 @@ def gap_edges(values: np.ndarray, num_bins: int) -> np.ndarray:
     return np.unique(edges)
 
 
-def quantile_bins(
+def bin_codes(
     x_train: np.ndarray, x_test: np.ndarray, num_bins: int
 ) -> tuple[np.ndarray, np.ndarray]:
     """Bin indices (train, test) per column, cut at :func:`gap_edges` of the train codes."""
@@ -78,7 +78,7 @@ def fit_predict(
     labels; predicted test labels).
     """
     n, d = x_train.shape
-    b_train, b_test = quantile_bins(x_train, x_test, num_bins)
+    b_train, b_test = bin_codes(x_train, x_test, num_bins)
     width = int(max(b_train.max(), b_test.max())) + 1
     # One-hot bin matrix [D * width, N], sparse: N * D ones, small enough to stay in cache.
     onehot_t = sparse.csr_matrix(
