@@ -32,7 +32,7 @@ from threadpoolctl import threadpool_limits
 
 EIGEN_SOLVERS = ("auto", "dense", "arpack")
 DENSE_MAX_POINTS = 1000  # "auto" uses the dense solver up to here, ARPACK beyond
-CHUNK_BYTES = 64 * 2**20  # bound on the gathered neighbourhoods held at once
+CHUNK_BYTES = 16 * 2**20  # bound on the gathered neighbourhoods held at once
 # The per-neighbourhood products are tiny (m x D times D x m): BLAS threads only add
 # start-up cost, and on an oversubscribed machine OpenBLAS's spinning threads made them
 # ~100x slower (measured here), so those loops run with one BLAS thread.
