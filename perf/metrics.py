@@ -299,7 +299,7 @@ AGREEMENT_CASES = {
 KEYS = ("disentanglement", "completeness", "informativeness_train", "informativeness_test")
 
 
-def agreement(bins: list[int]) -> list[str]:
+def agreement(bins: list[int], n_train: int, n_test: int) -> list[str]:
     lines = [
         "| input | exact D / C / I_train / I_test | bins | fast - exact: D | C | I_train | I_test "
         "| exact wall s | fast wall s |",
@@ -307,8 +307,8 @@ def agreement(bins: list[int]) -> list[str]:
     ]
     worst = {b: dict.fromkeys(KEYS, 0.0) for b in bins}
     for seed, (name, spec) in enumerate(AGREEMENT_CASES.items()):
-        codes, factors = synthetic_codes(N_TRAIN + N_TEST, SIZES, seed=seed, **spec)
-        both = (codes[:N_TRAIN], factors[:N_TRAIN], codes[N_TRAIN:], factors[N_TRAIN:])
+        codes, factors = synthetic_codes(n_train + n_test, SIZES, seed=seed, **spec)
+        both = (codes[:n_train], factors[:n_train], codes[n_train:], factors[n_train:])
         w = time.perf_counter()
         exact = dci(*both, mode="exact")
         exact_wall = time.perf_counter() - w
@@ -357,6 +357,11 @@ def main() -> None:
     parser.add_argument("--part", choices=["speed", "agreement", "all"], default="all")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--bins", default="64", help="comma-separated fast-mode bin counts")
+    parser.add_argument(
+        "--agreement-sizes",
+        default=f"{N_TRAIN}:{N_TEST}",
+        help="train:test sizes for the agreement part, comma-separated",
+    )
     parser.add_argument("--out", type=Path, default=Path(__file__).with_suffix(".md"))
     args = parser.parse_args()
     dlib = load_dlib()
@@ -373,8 +378,10 @@ def main() -> None:
             + [""]
         )
     if args.part in ("agreement", "all"):
-        out += ["## DCI fast vs exact at default sizes", ""]
-        out += agreement([int(b) for b in args.bins.split(",")]) + [""]
+        for sizes in args.agreement_sizes.split(","):
+            n_train, n_test = (int(v) for v in sizes.split(":"))
+            out += [f"## DCI fast vs exact, {n_train:,} train / {n_test:,} test points", ""]
+            out += agreement([int(b) for b in args.bins.split(",")], n_train, n_test) + [""]
     out.append(f"Load average at end: {os.getloadavg()[0]:.1f}.")
     args.out.write_text("\n".join(out) + "\n")
     print(f"wrote {args.out}")
