@@ -9,11 +9,15 @@ that raises is recorded as ``failed`` with its message and the study goes on.
 from __future__ import annotations
 
 import concurrent.futures as cf
+import ctypes
+import ctypes.util
 import importlib
 import json
 import multiprocessing as mp
 import os
 import queue as queue_mod
+import signal
+import sys
 import time
 import traceback
 from collections import defaultdict
@@ -119,24 +123,21 @@ def run_study(
                 display.finish(status)
     else:
         ctx = mp.get_context("spawn")
-        with ctx.Manager() as manager:
-            q = manager.Queue()
-            with cf.ProcessPoolExecutor(
-                workers, mp_context=ctx, initializer=_init_worker, initargs=(plugins, threads, q)
-            ) as pool:
-                futures = {
-                    pool.submit(execute_group, [r.to_dict() for r in g], *args): g for g in groups
-                }
-                pending_f = set(futures)
-                while pending_f:
-                    finished, pending_f = cf.wait(
-                        pending_f, timeout=0.5, return_when=cf.FIRST_COMPLETED
-                    )
-                    _drain(q, display)
-                    for fut in finished:
-                        for status in fut.result():
-                            counts[status] += 1
-                            display.finish(status)
+        q = ctx.Queue()
+        with cf.ProcessPoolExecutor(
+            workers, mp_context=ctx, initializer=_init_worker, initargs=(plugins, threads, q)
+        ) as pool:
+            futures = [pool.submit(execute_group, [r.to_dict() for r in g], *args) for g in groups]
+            pending_f = set(futures)
+            while pending_f:
+                finished, pending_f = cf.wait(
+                    pending_f, timeout=0.5, return_when=cf.FIRST_COMPLETED
+                )
+                _drain(q, display)
+                for fut in finished:
+                    for status in fut.result():
+                        counts[status] += 1
+                        display.finish(status)
     display.close()
     return counts
 
@@ -156,11 +157,21 @@ def _init_worker(plugins: tuple[str, ...], threads: int, sink: Any) -> None:
     """Per-process set-up: plugins, thread count, where progress messages go (a callable
     in-process, a queue from a worker process)."""
     global _PROGRESS
+    if not callable(sink):
+        _die_with_parent()
     for plugin in plugins:
         load_plugin(plugin)
     torch.set_num_threads(threads)
     send = sink if callable(sink) else (lambda label, step, total: sink.put((label, step, total)))
     _PROGRESS = _throttled(send)
+
+
+def _die_with_parent() -> None:
+    """Linux: a worker process gets SIGTERM when the study process dies (even by SIGKILL),
+    so a killed study leaves no orphan still training beside the rerun."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _throttled(fn: ProgressFn, every_s: float = 0.5) -> ProgressFn:

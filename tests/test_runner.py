@@ -84,6 +84,7 @@ def test_rerun_skips_finished_runs(tmp_path) -> None:
 
 
 def test_kill_and_resume_finishes_the_study_exactly_once(tmp_path) -> None:
+    load_plugin("testing_methods")
     seeds = list(range(6))
     text = (
         f'seeds = {seeds}\ndatasets = [{{name = "blobs", positions = 8, sizes = 2}}]\n'
@@ -110,6 +111,8 @@ def test_kill_and_resume_finishes_the_study_exactly_once(tmp_path) -> None:
         "--plugin",
         "testing_methods",
         "--quiet",
+        "--workers",
+        "2",
     ]
     proc = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
@@ -118,6 +121,8 @@ def test_kill_and_resume_finishes_the_study_exactly_once(tmp_path) -> None:
     proc.send_signal(signal.SIGKILL)
     proc.wait()
     written = list((out / "runs").glob("*.json"))
+    time.sleep(3)  # worker processes die with the study: nothing more appears
+    assert len(list((out / "runs").glob("*.json"))) == len(written)
     assert 2 <= len(written) < len(seeds), "the kill should land in the middle of the study"
     for path in written:
         json.loads(path.read_text())  # every record on disk is complete
