@@ -36,6 +36,13 @@ class FactorVAE(VAEMethod):
     }
     sweep: ClassVar[dict[str, list[Any]]] = {"gamma": [10.0, 20.0, 30.0, 40.0, 50.0, 100.0]}
     uses_discriminator: ClassVar[bool] = True
+    shared_hparams: ClassVar[tuple[str, ...]] = (
+        *VAEMethod.shared_hparams,
+        "disc_lr",
+        "disc_adam_beta1",
+        "disc_adam_beta2",
+        "disc_adam_eps",
+    )  # one packed discriminator Adam per batched group
 
     @staticmethod
     def regularizer(terms: LatentTerms, hp: Mapping[str, Any], step: int) -> torch.Tensor:

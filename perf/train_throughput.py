@@ -48,6 +48,7 @@ from methods.nn.vae import (
     AutoEncoder,
     build,
     factor_batches,
+    memory_format,
     random_streams,
     to_device,
     train_step,
@@ -88,8 +89,9 @@ class Config:
         parts = [self.kind, f"N={self.n}", self.precision]
         if self.tf32 is not None:
             parts.append("tf32" if self.tf32 else "no-tf32")
-        if self.kind == "packed":
+        if self.kind != "func":
             parts.append("channels-last" if self.options.channels_last else "NCHW")
+        if self.kind == "packed":
             parts.append("fused-adam" if self.options.fused_adam else "adam")
         if self.compile:
             parts.append("compile")
@@ -101,11 +103,15 @@ def naive_stepper(dataset, device: torch.device, cfg: Config) -> Callable[[int],
     hp = method.resolve_hparams({"precision": cfg.precision})
     streams = random_streams(0, device)
     nets = build(method, dataset.observation_shape[0], hp, streams.init, device)
-    bf16 = cfg.precision == "bf16"
+    bf16, cl = cfg.precision == "bf16", cfg.options.channels_last
+    if cl:
+        nets.model.to(memory_format=torch.channels_last)
     batches = factor_batches(dataset, streams.data, BATCH)
 
     def step(i: int) -> None:
         x = dataset.render_torch(to_device(next(batches), device), device)
+        if cl:
+            x = x.contiguous(memory_format=torch.channels_last)
         train_step(method, nets, x, hp, i, streams.noise, bf16)
 
     return step
@@ -198,7 +204,9 @@ def measure(stepper, device: torch.device, steps: int, warmup: int) -> tuple[flo
 
 def configs(args: argparse.Namespace, device: torch.device) -> list[Config]:
     default = PackedOptions.for_device(device)
-    out = [Config("naive", 1)]
+    # First row: the loop ``train`` runs on this device; second: the other conv layout.
+    cl = memory_format(device) == torch.channels_last
+    out = [Config("naive", 1, options=PackedOptions(channels_last=c)) for c in (cl, not cl)]
     out += [Config("packed", n, options=default) for n in args.groups]
     if args.func:
         out += [Config("func", n) for n in args.groups if n > 1]
@@ -236,6 +244,37 @@ def kernel_profile(dataset, device: torch.device, n: int, steps: int) -> None:
     print("```")
     print(prof.key_averages().table(sort_by=key, row_limit=25))
     print("```")
+
+
+def print_table(
+    todo: list[Config],
+    times: dict[Config, list[tuple[float, float]]],
+    errors: dict[Config, str],
+    peak: dict[Config, float],
+    cpu_columns: bool,
+) -> None:
+    """Medians per configuration; speed-ups against the first (naive) row. On the CPU also
+    per process CPU-second: on a shared machine that is what the work costs."""
+    header = ["configuration", "ms/step", "model-steps/s", "vs naive"]
+    header += ["CPU ms/step", "model-steps/CPU-s", "vs naive (CPU)"] if cpu_columns else []
+    header += ["peak GiB"] if peak else []
+    print("| " + " | ".join(header) + " |")
+    print("|" + "---|" * len(header))
+    base_wall = statistics.median(w for w, _ in times[todo[0]])
+    base_cpu = statistics.median(c for _, c in times[todo[0]])
+    for cfg in todo:
+        if cfg in errors:
+            print(f"| {cfg.label()} | failed: {errors[cfg]} |" + " |" * (len(header) - 2))
+            continue
+        wall = statistics.median(w for w, _ in times[cfg])
+        cpu = statistics.median(c for _, c in times[cfg])
+        row = [cfg.label(), f"{1000 * wall:.0f}", f"{cfg.n / wall:,.1f}"]
+        row.append(f"{cfg.n * base_wall / wall:.2f}x")
+        if cpu_columns:
+            row += [f"{1000 * cpu:.0f}", f"{cfg.n / cpu:,.2f}", f"{cfg.n * base_cpu / cpu:.2f}x"]
+        if peak:
+            row.append(f"{peak.get(cfg, float('nan')):.2f}")
+        print("| " + " | ".join(row) + " |")
 
 
 def main() -> None:
@@ -293,24 +332,7 @@ def main() -> None:
             del stepper
     set_tf32(None, tf32_defaults)
 
-    base = statistics.median(w for w, _ in times[todo[0]])
-    print(
-        "| configuration | ms/step | CPU ms/step | model-steps/s | vs naive |"
-        + (" peak GiB |" if peak else "")
-    )
-    print("|---|---|---|---|---|" + ("---|" if peak else ""))
-    for cfg in todo:
-        mem = f" {peak.get(cfg, float('nan')):.2f} |" if peak else ""
-        if cfg in errors:
-            print(f"| {cfg.label()} | failed: {errors[cfg]} | | | |" + mem)
-            continue
-        wall = statistics.median(w for w, _ in times[cfg])
-        cpu = statistics.median(c for _, c in times[cfg])
-        rate = cfg.n / wall
-        print(
-            f"| {cfg.label()} | {1000 * wall:.0f} | {1000 * cpu:.0f} | {rate:,.1f} | "
-            f"{rate * base:.2f}x |" + mem
-        )
+    print_table(todo, times, errors, peak, cpu_columns=device.type == "cpu")
     if args.profile:
         kernel_profile(dataset, device, args.profile, args.steps)
     print(f"\nload average after: {' '.join(f'{v:.1f}' for v in os.getloadavg())}")

@@ -47,6 +47,7 @@ from methods.nn.batched import (
     bytes_per_model,
     copy_in,
     copy_out,
+    group_key,
     model_slot,
     packed_step,
     split_hparams,
@@ -293,6 +294,15 @@ def test_fit_many_groups_compatible_runs_keeps_order_and_fills_each_record() -> 
     # The lone run trained by the single-model loop: identical to fit.
     alone = method.fit(ds, jobs[1][0], 11, TrainBudget(4, 8), FitContext())
     assert identical(alone.model, reps[1].model)  # type: ignore[attr-defined]
+
+
+def test_optimiser_settings_split_groups_regulariser_weights_do_not() -> None:
+    fv = FactorVAE()
+    base = fv.resolve_hparams({})
+    assert group_key(fv, base) == group_key(fv, {**base, "gamma": 40.0})
+    for key, value in [("disc_lr", 1e-3), ("adam_beta1", 0.5), ("num_latents", 6)]:
+        assert group_key(fv, base) != group_key(fv, {**base, key: value}), key
+    assert group_key(fv, base) != group_key(fv, {**base, "precision": "bf16"})
 
 
 def test_batched_training_is_reproducible() -> None:
