@@ -263,7 +263,7 @@ def speed(repeats: int, dlib: types.SimpleNamespace | None) -> list[str]:
         "| metric | disbench wall s | disbench CPU s | dlib wall s | dlib CPU s | wall speed-up |",
         "|---|---|---|---|---|---|",
     ]
-    totals = [0.0, 0.0]
+    totals = [0.0, 0.0, 0.0, 0.0]  # ours wall, dlib wall, ours CPU, dlib CPU
     for name, ours, theirs, single in rows:
         reps = 1 if single else repeats
         w, c = timed(ours, reps)
@@ -272,19 +272,56 @@ def speed(repeats: int, dlib: types.SimpleNamespace | None) -> list[str]:
             cells = f"{rw:.3f} | {rc:.3f} | {rw / w:.1f}x"
             if not name.startswith("dci"):
                 totals[1] += rw
+                totals[3] += rc
         else:
             cells = "- | - | -"
         if not name.startswith("dci"):
             totals[0] += w
+            totals[2] += c
         lines.append(f"| {name} | {w:.3f} | {c:.3f} | {cells} |")
         print(lines[-1], flush=True)
     ref_total = f"{totals[1]:.2f} s" if dlib is not None else "-"
+    cpu_total = f"{totals[3]:.2f} s" if dlib is not None else "-"
     lines.append("")
     lines.append(
-        f"All but DCI together (wall): disbench {totals[0]:.2f} s, "
-        f"disentanglement_lib {ref_total} (mcc has no dlib counterpart)."
+        f"All but DCI together: disbench {totals[0]:.2f} s wall / {totals[2]:.2f} s CPU, "
+        f"disentanglement_lib {ref_total} wall / {cpu_total} CPU (mcc has no dlib counterpart)."
     )
     return lines
+
+
+def dci_schedule() -> list[str]:
+    """Per-factor CPU seconds of each DCI mode (one thread each) and the wall time that
+    the longest-first thread schedule gives on an idle 2-core machine."""
+    codes, factors = synthetic_codes(
+        N_TRAIN + N_TEST, SIZES, "mixed", alpha=0.3, extra=5, noise=0.05, seed=0
+    )
+    ztr, ftr, zte, fte = codes[:N_TRAIN], factors[:N_TRAIN], codes[N_TRAIN:], factors[N_TRAIN:]
+    lines = []
+    for mode in ("fast", "exact"):
+        per_factor = []
+        for k in range(ftr.shape[1]):
+            cols = [k]
+            _, cpu = timed(
+                lambda cols=cols: dci(ztr, ftr[:, cols], zte, fte[:, cols], mode=mode, n_jobs=1),
+                1,
+            )
+            per_factor.append(cpu)
+        lines.append(
+            f"- {mode}: per factor ({'/'.join(map(str, SIZES))} values) "
+            f"{', '.join(f'{c:.2f}' for c in per_factor)} s CPU; sum {sum(per_factor):.2f} s; "
+            f"2-core schedule {makespan(per_factor, 2):.2f} s"
+        )
+        print(lines[-1], flush=True)
+    return lines
+
+
+def makespan(costs: list[float], workers: int) -> float:
+    """Finish time of the longest-first schedule (what the DCI thread pool does)."""
+    load = [0.0] * workers
+    for c in sorted(costs, reverse=True):
+        load[load.index(min(load))] += c
+    return max(load)
 
 
 AGREEMENT_CASES = {
@@ -354,7 +391,7 @@ def machine() -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--part", choices=["speed", "agreement", "all"], default="all")
+    parser.add_argument("--part", choices=["speed", "schedule", "agreement", "all"], default="all")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--bins", default="64", help="comma-separated fast-mode bin counts")
     parser.add_argument(
@@ -377,6 +414,9 @@ def main() -> None:
             + speed(args.repeats, dlib)
             + [""]
         )
+    if args.part in ("schedule", "all"):
+        out += ["## DCI per factor: CPU seconds and the idle 2-core wall time", ""]
+        out += dci_schedule() + [""]
     if args.part in ("agreement", "all"):
         for sizes in args.agreement_sizes.split(","):
             n_train, n_test = (int(v) for v in sizes.split(":"))
