@@ -303,7 +303,9 @@ def dci_schedule() -> list[str]:
         for k in range(ftr.shape[1]):
             cols = [k]
             _, cpu = timed(
-                lambda cols=cols: dci(ztr, ftr[:, cols], zte, fte[:, cols], mode=mode, n_jobs=1),
+                lambda cols=cols, mode=mode: dci(
+                    ztr, ftr[:, cols], zte, fte[:, cols], mode=mode, n_jobs=1
+                ),
                 1,
             )
             per_factor.append(cpu)
