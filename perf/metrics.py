@@ -139,7 +139,7 @@ def timed(fn: Callable[[], object], repeats: int) -> tuple[float, float]:
     return statistics.median(walls), statistics.median(cpus)
 
 
-def speed(repeats: int, dlib: types.SimpleNamespace | None) -> list[str]:
+def speed(repeats: int, dlib: types.SimpleNamespace | None, with_dci: bool = True) -> list[str]:
     codes, factors = synthetic_codes(
         N_TRAIN + N_TEST, SIZES, "mixed", alpha=0.3, extra=5, noise=0.05, seed=0
     )
@@ -265,6 +265,8 @@ def speed(repeats: int, dlib: types.SimpleNamespace | None) -> list[str]:
     ]
     totals = [0.0, 0.0, 0.0, 0.0]  # ours wall, dlib wall, ours CPU, dlib CPU
     for name, ours, theirs, single in rows:
+        if name.startswith("dci") and not with_dci:
+            continue
         reps = 1 if single else repeats
         w, c = timed(ours, reps)
         if dlib is not None and theirs is not None:
@@ -395,6 +397,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--part", choices=["speed", "schedule", "agreement", "all"], default="all")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-dci", action="store_true", help="speed part without DCI")
     parser.add_argument("--bins", default="64", help="comma-separated fast-mode bin counts")
     parser.add_argument(
         "--agreement-sizes",
