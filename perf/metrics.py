@@ -416,7 +416,7 @@ def main() -> None:
     if args.part in ("speed", "all"):
         out += (
             [f"## Speed at default sizes (median of {args.repeats}; DCI once)", ""]
-            + speed(args.repeats, dlib)
+            + speed(args.repeats, dlib, not args.no_dci)
             + [""]
         )
     if args.part in ("schedule", "all"):
