@@ -34,6 +34,7 @@ from methods._hessian import (
     check_neighbours,
     count_components,
     distinct_rows,
+    flush_subnormals,
     hessian_alignment,
     neighbourhoods,
     null_embedding,
@@ -52,13 +53,16 @@ def default_neighbours(d: int) -> int:
 def sample_observations(
     dataset: GroundTruthDataset, n: int, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """(factor indices [n, K], flattened float32 observations [n, C*H*W]), rendered in chunks."""
+    """(factor indices [n, K], flattened float32 observations [n, C*H*W]), rendered in chunks.
+
+    Subnormal pixel values are flushed to 0 (see :func:`methods._hessian.flush_subnormals`).
+    """
     factors = dataset.sample_factors(n, rng)
     size = int(np.prod(dataset.observation_shape))
     x = np.empty((n, size), dtype=np.float32)
     for i in range(0, n, RENDER_CHUNK):
         x[i : i + RENDER_CHUNK] = dataset.render(factors[i : i + RENDER_CHUNK]).reshape(-1, size)
-    return factors, x
+    return factors, flush_subnormals(x)
 
 
 class HLLEICARepresentation(Representation):
@@ -66,20 +70,20 @@ class HLLEICARepresentation(Representation):
 
     def __init__(self, train_x: np.ndarray, embedding: np.ndarray, k: int, ica: FastICA) -> None:
         self.train_x = train_x  # distinct training observations, float32 [n, D]
+        self.sq_norms = np.einsum("ij,ij->i", train_x, train_x)
         self.embedding = embedding  # their HLLE coordinates [n, d] (before ICA)
         self.k = k
         self.ica = ica
 
     def embed(self, x: np.ndarray) -> np.ndarray:
         """HLLE coordinates [n, d] of observations [n, C, H, W] (before ICA)."""
-        flat = np.asarray(x, dtype=np.float32).reshape(len(x), -1)
+        flat = flush_subnormals(np.array(x, dtype=np.float32).reshape(len(x), -1))
         if flat.shape[1] != self.train_x.shape[1]:
             raise ValueError(
                 f"hlle_ica: observations have {flat.shape[1]} values each, the training "
                 f"set had {self.train_x.shape[1]}"
             )
-        knn = NearestNeighbors(algorithm="brute").fit(self.train_x)
-        return tangent_affine_extension(flat, knn, self.train_x, self.embedding, self.k)
+        return tangent_affine_extension(flat, self.train_x, self.sq_norms, self.embedding, self.k)
 
     def encode(self, x: np.ndarray) -> np.ndarray:
         return self.ica.transform(self.embed(x))
