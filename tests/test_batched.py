@@ -16,7 +16,8 @@ a visible step, and FactorVAE's adversarial pair amplifies such differences ~10x
 step once its discriminator starts to learn. Measured: codes within 2e-5, 99% of weights
 within 0.3% of that distance, curves within 2e-3; the control
 (test_the_check_tells_models_apart: same seed, another beta) is off by 1e-2 in codes and
-its 99th-percentile weight difference is 63% of that distance. Torch runs on one thread (see test_vae_training.py).
+its 99th-percentile weight difference is 63% of that distance. Torch runs on one thread
+(see test_vae_training.py).
 """
 
 from __future__ import annotations
