@@ -99,7 +99,8 @@ def run_study(
     store = ResultsStore(out)
     store.remove_stale_temporaries()
     done = store.finished_ids()
-    pending = [r for r in study.runs if r.id not in done]
+    # Seed-major order: a study stopped early still has every method on every dataset.
+    pending = sorted((r for r in study.runs if r.id not in done), key=lambda r: r.seed)
     method_group = {
         m: c["group_size"]
         for m, c in study.raw.get("methods", {}).items()
