@@ -20,6 +20,7 @@ the CPU (``perf/train_throughput.txt``); docs/batched-training.md has the number
 
 from __future__ import annotations
 
+import functools
 import math
 import time
 from collections import defaultdict
@@ -411,6 +412,7 @@ def fit_many(
     return reps  # type: ignore[return-value]
 
 
+@functools.cache  # the runner asks once per run of a study
 def bytes_per_model(method_cls: type[VAEMethod], channels: int = 3, batch: int = 64) -> int:
     """Training memory of one model: weights, gradients and two Adam moments (4 copies of
     the parameters) plus twice the activations autograd saves for the backward pass at
