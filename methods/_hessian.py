@@ -21,6 +21,7 @@ dimension, dp = d(d+1)/2):
 from __future__ import annotations
 
 import hashlib
+from contextlib import AbstractContextManager
 
 import numpy as np
 import scipy.linalg
@@ -33,6 +34,7 @@ from threadpoolctl import ThreadpoolController
 EIGEN_SOLVERS = ("auto", "dense", "arpack")
 DENSE_MAX_POINTS = 1000  # "auto" uses the dense solver up to here, ARPACK beyond
 CHUNK_BYTES = 16 * 2**20  # bound on the gathered neighbourhoods held at once
+ARPACK_SHIFT = 1e-9  # shift-invert at -shift * mean(diag W): W + s I is definite, W is not
 # The per-neighbourhood products are tiny (m x D times D x m): BLAS threads only add
 # start-up cost, and on an oversubscribed machine OpenBLAS's spinning threads made them
 # ~100x slower (measured here), so those loops run with one BLAS thread.
@@ -40,14 +42,11 @@ LOCAL_BLAS_THREADS = 1
 _threadpools: list[ThreadpoolController] = []  # found once: the lookup costs ~7 ms per call
 
 
-def local_blas_threads():  # noqa: ANN201 - a threadpoolctl context manager
+def local_blas_threads() -> AbstractContextManager[object]:
     """Context manager limiting BLAS to ``LOCAL_BLAS_THREADS`` for the per-neighbourhood loops."""
     if not _threadpools:
         _threadpools.append(ThreadpoolController())
     return _threadpools[0].limit(limits=LOCAL_BLAS_THREADS, user_api="blas")
-
-
-ARPACK_SHIFT = 1e-9  # shift-invert at -shift * mean(diag W): W + s I is definite, W is not
 
 
 class HessianEigenmapError(ValueError):
@@ -210,11 +209,11 @@ def nearest_rows(
 ) -> np.ndarray:
     """Indices [n, m] (unordered) of the m training rows nearest to each query.
 
-    Ranks |x|^2 - 2 x.q from one float32 GEMM per chunk of queries: about twice as fast
-    as sklearn's brute search, which upcasts to float64 and validates the training set on
-    every call; that matters because ``encode`` serves the sampling metrics hundreds of
+    Ranks |x|^2 - 2 x.q from one float32 GEMM per chunk of queries: faster than sklearn's
+    brute search, which upcasts to float64 and re-validates the training set on every
+    call; that matters because ``encode`` serves the sampling metrics hundreds of
     thousands of observations. (The training graph in ``fit`` uses sklearn's float64
-    search; rounding can only reorder near-ties here.)
+    search; float32 rounding can only reorder near-ties here.)
     """
     out = np.empty((len(queries), m), dtype=np.int64)
     chunk = max(1, CHUNK_BYTES // (len(train_x) * 4))
@@ -236,10 +235,10 @@ def tangent_affine_extension(
     For each query: take its k+1 nearest training points (the size of a training
     neighbourhood; ``sq_norms`` are the rows' squared norms), their d-dim tangent frame,
     fit embedding = a + B t by least squares over those points, and evaluate at the
-    query's own tangent coordinates. Why this
-    extension: HLLE's embedding is, by construction, the function whose local Hessians
-    vanish, i.e. the locally affine one, so a local affine fit is its natural continuation
-    (and on a training point it reproduces the embedding up to the small local residual).
+    query's own tangent coordinates. Why this extension: HLLE's embedding is, by
+    construction, the function whose local Hessians vanish, i.e. the locally affine one,
+    so a local affine fit is its natural continuation (and on a training point it
+    reproduces the embedding up to the small local residual).
     """
     queries = queries.astype(train_x.dtype, copy=False)
     nb = nearest_rows(train_x, sq_norms, queries, k + 1)

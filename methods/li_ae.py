@@ -46,7 +46,7 @@ from sklearn.neighbors import NearestNeighbors
 
 from benchmark.datasets.base import GroundTruthDataset
 from benchmark.registry import register_method
-from methods._hessian import distinct_rows, neighbourhoods
+from methods._hessian import distinct_rows, flush_subnormals, neighbourhoods
 from methods.base import FitContext, Method, Representation, TrainBudget
 from methods.hlle_ica import sample_observations
 from methods.nn import losses
@@ -69,7 +69,9 @@ class LIAERepresentation(Representation):
         self.ica = ica
 
     def encode(self, x: np.ndarray) -> np.ndarray:
-        return self.ica.transform(self.autoencoder.encode(x))
+        # The pool was flushed the same way (``sample_observations``): same preprocessing.
+        clean = flush_subnormals(np.array(x, dtype=np.float32))
+        return self.ica.transform(self.autoencoder.encode(clean))
 
     def decode(self, codes: np.ndarray) -> np.ndarray:
         return self.autoencoder.decode(self.ica.inverse_transform(np.asarray(codes)))
