@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import tempfile
@@ -45,6 +44,7 @@ import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from benchmark.datasets.blobs import Blobs  # noqa: E402
+from benchmark.environment import device_name  # noqa: E402
 from methods.base import FitContext, TrainBudget  # noqa: E402
 from methods.diffusion.first_stage import build_first_stage  # noqa: E402
 from methods.diffusion.pretrain import PretrainedDPM, unet_config  # noqa: E402
@@ -62,15 +62,7 @@ ASSUMED_TFLOPS = (15.0, 40.0)  # sustained fp32/TF32 throughput of one H100-clas
 
 
 def machine(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(line.split(":", 1)[1].strip() for line in fh if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
+    return f"{device_name(device.type)}, torch {torch.__version__}"
 
 
 def sync(device: torch.device) -> None:

@@ -17,28 +17,20 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import time
 
 import numpy as np
 import torch
 
+from benchmark.environment import device_name
 from benchmark.registry import DATASETS
 from methods.beta_vae import BetaVAE
 from methods.nn.vae import VAERepresentation, build, random_streams, train_step
 
 
 def machine(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(line.split(":", 1)[1].strip() for line in fh if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
+    return f"{device_name(device.type)}, torch {torch.__version__}"
 
 
 def sync(device: torch.device) -> None:

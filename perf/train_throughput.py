@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
 import sys
 import time
@@ -32,6 +31,7 @@ from dataclasses import dataclass, replace
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
+from benchmark.environment import device_name
 from benchmark.registry import DATASETS
 from methods.beta_vae import BetaVAE
 from methods.nn import losses
@@ -58,15 +58,7 @@ BATCH = 64
 
 
 def machine(device: torch.device) -> str:
-    if device.type == "cuda":
-        return f"{torch.cuda.get_device_name(device)}, torch {torch.__version__}"
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next(line.split(":", 1)[1].strip() for line in fh if "model name" in line)
-    except (OSError, StopIteration):
-        pass
-    return f"{cpu}, {os.cpu_count()} cores, torch {torch.__version__}"
+    return f"{device_name(device.type)}, torch {torch.__version__}"
 
 
 def sync(device: torch.device) -> None:
