@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.registry import METHODS, RegistryError
+from benchmark.registry import METHODS, METRICS, RegistryError
 from benchmark.store import ResultsStore, atomic_write_text
 
 # Leaderboard column order: the Locatello et al. metrics first, then the rest alphabetically.
@@ -47,7 +47,16 @@ def tidy_scores(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
             "status": rec["status"],
         }
         if rec["status"] != "ok":
-            rows.append({**base, "metric": None, "key": None, "value": np.nan, "primary": False})
+            rows.append(
+                {
+                    **base,
+                    "metric": None,
+                    "key": None,
+                    "value": np.nan,
+                    "primary": False,
+                    "higher_is_better": True,
+                }
+            )
             continue
         for metric, values in sorted(rec["scores"].items()):
             for key, value in sorted(values.items()):
@@ -58,6 +67,7 @@ def tidy_scores(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
                         "key": key,
                         "value": value,
                         "primary": rec["primary"].get(metric) == key,
+                        "higher_is_better": _higher_is_better(rec, metric),
                     }
                 )
     columns = [
@@ -74,8 +84,18 @@ def tidy_scores(records: Iterable[dict[str, Any]]) -> pd.DataFrame:
         "key",
         "value",
         "primary",
+        "higher_is_better",
     ]
     return pd.DataFrame(rows, columns=columns)
+
+
+def _higher_is_better(rec: dict[str, Any], metric: str) -> bool:
+    """The direction stored in the record; for records written before it was stored, the
+    registered metric's, else higher."""
+    stored = rec.get("higher_is_better", {}).get(metric)
+    if stored is not None:
+        return bool(stored)
+    return METRICS.get(metric).higher_is_better if metric in METRICS else True
 
 
 def _setting_labels(records: list[dict[str, Any]]) -> dict[str, str]:
@@ -116,7 +136,12 @@ def summarise(df: pd.DataFrame) -> dict[str, pd.DataFrame]:
             }
         ).reset_index()
         medians = stats.pivot(index="setting", columns="metric", values="median")
-        ranks = medians.rank(axis=0, ascending=False, method="average")
+        # Rank 1 is the best: the highest median, or the lowest where lower is better
+        # (the unsupervised total correlation).
+        higher = part.groupby("metric")["higher_is_better"].first()
+        ranks = pd.DataFrame(
+            {m: medians[m].rank(ascending=not higher[m], method="average") for m in medians}
+        )
         table = stats.set_index(["setting", "metric"])
         table.attrs["mean_rank"] = ranks.mean(axis=1)
         table.attrs["metrics"] = _metric_order(medians.columns)

@@ -313,6 +313,7 @@ def _score(
     record["scores"] = scores
     record["metric_errors"] = errors
     record["primary"] = {name: METRICS.get(name).primary for name in spec.metrics}
+    record["higher_is_better"] = {name: METRICS.get(name).higher_is_better for name in spec.metrics}
     record["timings"]["eval_s"] = timings
     record["status"] = "ok"
 

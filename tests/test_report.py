@@ -73,3 +73,17 @@ def test_report_from_handmade_records(tmp_path) -> None:
     assert "| b9 | b | blobs | 9 | ValueError: broken |" in text
     assert "Hardware: test cpu" in text
     assert (store.root / "plots" / "mig.png").stat().st_size > 1000
+
+
+def test_lower_is_better_metrics_rank_the_lowest_first(tmp_path) -> None:
+    store = ResultsStore(tmp_path / "results")
+    for name, tc in (("low_tc", 0.1), ("high_tc", 5.0)):
+        rec = record(name, name, 0, 0.5, 0.5)
+        rec["scores"] = {"unsupervised": {"gaussian_total_correlation": tc}}
+        rec["primary"] = {"unsupervised": "gaussian_total_correlation"}
+        rec["higher_is_better"] = {"unsupervised": False}
+        store.write(rec)
+    board = tmp_path / "leaderboard.md"
+    build_report(store.root, board)
+    text = board.read_text()
+    assert "| low_tc | 1.00 | 1 |" in text and "| high_tc | 2.00 | 1 |" in text
