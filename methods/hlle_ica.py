@@ -40,7 +40,7 @@ from methods._hessian import (
     null_embedding,
     tangent_affine_extension,
 )
-from methods.base import FitContext, Method, Representation, TrainBudget
+from methods.base import FitContext, Method, PaperResult, Representation, TrainBudget
 
 RENDER_CHUNK = 1024  # observations rendered at once while sampling the training set
 
@@ -63,6 +63,17 @@ def sample_observations(
     for i in range(0, n, RENDER_CHUNK):
         x[i : i + RENDER_CHUNK] = dataset.render(factors[i : i + RENDER_CHUNK]).reshape(-1, size)
     return factors, flush_subnormals(x)
+
+
+def fit_ica(y: np.ndarray, n_components: int, max_iter: int, seed: int) -> tuple[FastICA, bool]:
+    """FastICA (unit-variance whitening, ``random_state=seed``) on y; also whether it converged."""
+    ica = FastICA(
+        n_components=n_components, whiten="unit-variance", max_iter=max_iter, random_state=seed
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        ica.fit(y)
+    return ica, not any(issubclass(c.category, ConvergenceWarning) for c in caught)
 
 
 class HLLEICARepresentation(Representation):
@@ -102,6 +113,16 @@ class HLLEICA(Method):
         "eigen_solver": "auto",  # auto (dense up to 1000 distinct points) / dense / arpack
         "ica_max_iter": 1000,
     }
+    # Verified from the paper's Fig. 1 (shared notes, methods.md section 3.5); "cat1" is the
+    # paper's own GAN-generated image manifold, which disbench cannot build.
+    paper_results: ClassVar[tuple[PaperResult, ...]] = (
+        PaperResult(
+            "cat1 (the paper's GAN image manifold)",
+            "mcc",
+            0.96952,
+            "Horan, Richardson & Weiss, NeurIPS 2021, Fig. 1 (IRMAE: 0.39009)",
+        ),
+    )
 
     def fit(
         self,
@@ -128,15 +149,7 @@ class HLLEICA(Method):
         w = hessian_alignment(distinct, nb, d)
         embedding, evals, solver = null_embedding(w, d, hparams["eigen_solver"], seed)
         ctx.progress(3, 4)
-        ica = FastICA(
-            n_components=d,
-            whiten="unit-variance",
-            max_iter=int(hparams["ica_max_iter"]),
-            random_state=seed,
-        )
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ConvergenceWarning)
-            ica.fit(embedding[inverse])
+        ica, converged = fit_ica(embedding[inverse], d, int(hparams["ica_max_iter"]), seed)
         ctx.progress(4, 4)
         components = count_components(nb)
         ctx.info.update(
@@ -148,9 +161,7 @@ class HLLEICA(Method):
                 "smallest_eigenvalues": [float(v) for v in evals],
                 "knn_graph_components": components,
                 "ica_iterations": int(ica.n_iter_),
-                "ica_converged": not any(
-                    issubclass(c.category, ConvergenceWarning) for c in caught
-                ),
+                "ica_converged": converged,
             }
         )
         if components > 1:

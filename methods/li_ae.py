@@ -34,21 +34,19 @@ shared with the VAE baselines (``methods/nn``).
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 import torch
 from sklearn.decomposition import FastICA
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.neighbors import NearestNeighbors
 
 from benchmark.datasets.base import GroundTruthDataset
 from benchmark.registry import register_method
 from methods._hessian import distinct_rows, flush_subnormals, neighbourhoods
 from methods.base import FitContext, Method, Representation, TrainBudget
-from methods.hlle_ica import sample_observations
+from methods.hlle_ica import fit_ica, sample_observations
 from methods.nn import losses
 from methods.nn.architectures import init_like_tf
 from methods.nn.vae import (
@@ -184,24 +182,14 @@ class LocalIsometryAE(Method):
         }
         autoencoder = VAERepresentation(model, config)
         codes = autoencoder.encode(x.reshape(shape))
-        ica = FastICA(
-            n_components=hp["num_latents"],
-            whiten="unit-variance",
-            max_iter=hp["ica_max_iter"],
-            random_state=seed,
-        )
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always", ConvergenceWarning)
-            ica.fit(codes)
+        ica, converged = fit_ica(codes, hp["num_latents"], int(hp["ica_max_iter"]), seed)
         ctx.info.update(
             {
                 "num_latents": hp["num_latents"],
                 "distinct_pool_points": pool.distinct,
                 "isometry_scale": float(log_scale.detach().exp()),
                 "ica_iterations": int(ica.n_iter_),
-                "ica_converged": not any(
-                    issubclass(c.category, ConvergenceWarning) for c in caught
-                ),
+                "ica_converged": converged,
             }
         )
         return LIAERepresentation(autoencoder, ica)
