@@ -117,6 +117,9 @@ def main() -> None:
 
     import platform
 
+    from benchmark.environment import device_name
+
+    print(f"machine: {device_name('cpu')}, no GPU used (HLLE is numpy/scipy)")
     print(f"load before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")
     print(f"python {platform.python_version()}, {args.threads} BLAS thread(s), k = {K}, d = 2")
     header = (
