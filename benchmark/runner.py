@@ -244,15 +244,18 @@ def execute_group(
                     specs[0].budget,
                 )
             fit_s = time.perf_counter() - fit_start
-            for i, rep in zip(todo, fitted, strict=True):
-                reps[i] = rep
+            for i, outcome in zip(todo, fitted, strict=True):
                 contexts[i].info.setdefault("deterministic_algorithms", deterministic)
                 records[i]["timings"]["fit_s"] = fit_s / len(todo)
                 records[i]["timings"]["fit_group_size"] = len(todo)
-                _save_model(store, specs[i], rep, contexts[i], records[i])
+                if isinstance(outcome, Exception):  # this run alone failed
+                    _fail(records[i], outcome)
+                    continue
+                reps[i] = outcome
+                _save_model(store, specs[i], outcome, contexts[i], records[i])
     except Exception as exc:  # noqa: BLE001 - a failing method must not stop the study
         for i, rec in enumerate(records):
-            if reps[i] is None:
+            if reps[i] is None and rec["error"] is None:
                 _fail(rec, exc)
     for spec, rec, rep in zip(specs, records, reps, strict=True):
         if rep is not None:
@@ -296,7 +299,7 @@ def _new_record(spec: RunSpec, device: str, profile: str) -> dict[str, Any]:
 def _fail(record: dict[str, Any], exc: BaseException) -> None:
     record["status"] = "failed"
     record["error"] = f"{type(exc).__name__}: {exc}"
-    record["traceback"] = traceback.format_exc(limit=8)
+    record["traceback"] = "".join(traceback.format_exception(exc, limit=8))
 
 
 def _score(

@@ -104,9 +104,20 @@ class Method(ABC):
         dataset: GroundTruthDataset,
         jobs: Sequence[tuple[dict[str, Any], int, FitContext]],
         budget: TrainBudget,
-    ) -> list[Representation]:
-        """Train several (hparams, seed, ctx) runs; batched methods do it as one model."""
-        return [self.fit(dataset, hp, seed, budget, ctx) for hp, seed, ctx in jobs]
+    ) -> list[Representation | Exception]:
+        """Train several (hparams, seed, ctx) runs; batched methods do it as one model.
+
+        Each job's slot holds its representation, or the exception that failed that job
+        alone (the runner records that run as failed and keeps the others); an exception
+        raised out of ``fit_many`` fails every job of the call.
+        """
+        out: list[Representation | Exception] = []
+        for hp, seed, ctx in jobs:
+            try:
+                out.append(self.fit(dataset, hp, seed, budget, ctx))
+            except Exception as exc:  # noqa: BLE001 - one failing job must not fail the rest
+                out.append(exc)
+        return out
 
     @classmethod
     def resolve_hparams(cls, given: dict[str, Any]) -> dict[str, Any]:

@@ -347,6 +347,53 @@ def test_a_diverged_model_is_named_by_its_seed() -> None:
         check_finite(BetaVAE(), [(3, {"loss": 1.0}), (7, {"loss": math.nan})])
 
 
+def test_a_diverging_model_fails_alone_and_leaves_its_group_untouched() -> None:
+    """beta = NaN makes seed 1's loss NaN from the first step; seed 0 beside it in the
+    packed group must train exactly as it does beside a healthy model."""
+    ds = Blobs(positions=8, sizes=2)
+    x = ds.render(ds.sample_factors(64, np.random.default_rng(5)))
+    healthy = batched("beta_vae", ds, [{"beta": 1.0}, {"beta": 4.0}], [0, 1])
+    mixed = batched("beta_vae", ds, [{"beta": 1.0}, {"beta": math.nan}], [0, 1])
+    (rep, _), (error, ctx) = mixed
+    assert isinstance(rep, VAERepresentation)
+    assert isinstance(error, FloatingPointError)
+    assert "'beta_vae'" in str(error) and "(1, {" in str(error)
+    assert not math.isfinite(ctx.info["final_losses"]["loss"])
+    assert identical(rep.model, healthy[0][0].model)  # type: ignore[attr-defined]
+    assert np.isfinite(rep.encode(x)).all()
+
+
+def test_runner_records_a_diverged_group_member_as_failed(tmp_path: Path) -> None:
+    profile = tmp_path / "study.toml"
+    profile.write_text(
+        """
+seeds = [0]
+datasets = [{name = "blobs", positions = 8, sizes = 2}]
+[train]
+steps = 3
+batch_size = 8
+[execution]
+group_size = 2
+torch_threads = 1
+[metrics]
+names = ["mig"]
+common = {num_train = 300}
+[methods.beta_vae]
+grid = {beta = [1.0, nan]}
+"""
+    )
+    out = tmp_path / "results"
+    counts = run_study(load_profile(str(profile)), out, show_progress=False)
+    assert counts == {"ok": 1, "failed": 1, "skipped": 0}
+    by_beta = {str(r["spec"]["hparams"]["beta"]): r for r in ResultsStore(out).records()}
+    assert by_beta["1.0"]["status"] == "ok" and "mig" in by_beta["1.0"]["scores"]
+    failed = by_beta["nan"]
+    assert failed["status"] == "failed" and failed["scores"] == {}
+    assert failed["error"].startswith("FloatingPointError: method 'beta_vae'")
+    assert "FloatingPointError" in failed["traceback"]
+    assert failed["timings"]["fit_group_size"] == 2
+
+
 def test_runner_trains_a_group_and_records_each_run(tmp_path: Path) -> None:
     profile = tmp_path / "study.toml"
     profile.write_text(

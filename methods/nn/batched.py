@@ -344,9 +344,12 @@ def train_packed(
     jobs: Sequence[tuple[dict[str, Any], int, FitContext]],
     budget: TrainBudget,
     options: PackedOptions | None = None,
-) -> list[VAERepresentation]:
+) -> list[VAERepresentation | FloatingPointError]:
     """Train the jobs (equal ``group_key``) as one packed group; one representation each,
-    each job's ``ctx.info`` filled as ``train`` fills it, plus the group size."""
+    each job's ``ctx.info`` filled as ``train`` fills it, plus the group size. A model whose
+    final losses are not finite gets the error instead: the models share no value (every
+    layer and optimiser moment is per model, the summed loss gives each its own gradient),
+    so one diverging does not touch the others."""
     hps = [hp for hp, _, _ in jobs]
     seeds = [seed for _, seed, _ in jobs]
     contexts = [ctx for _, _, ctx in jobs]
@@ -376,15 +379,17 @@ def train_packed(
         record_training(ctx, model_curve, seconds, budget.steps, device, shared["precision"])
         ctx.info["batched_group_size"] = len(jobs)
         ctx.info["model_steps_per_second"] = len(jobs) * budget.steps / seconds
-    check_finite(
-        method, [(s, c.info["final_losses"]) for s, c in zip(seeds, contexts, strict=True)]
-    )
-    reps = []
-    for i, (hp, seed) in enumerate(zip(hps, seeds, strict=True)):
+    outcomes: list[VAERepresentation | FloatingPointError] = []
+    for i, (hp, seed, ctx) in enumerate(zip(hps, seeds, contexts, strict=True)):
+        try:
+            check_finite(method, [(seed, ctx.info["final_losses"])])
+        except FloatingPointError as exc:
+            outcomes.append(exc)
+            continue
         single = AutoEncoder(channels, int(hp["num_latents"])).to(device)
         model = copy_out(nets.model, i, single)
-        reps.append(representation(method, model, dataset, hp, seed, budget))
-    return reps
+        outcomes.append(representation(method, model, dataset, hp, seed, budget))
+    return outcomes
 
 
 def fit_many(
@@ -393,23 +398,28 @@ def fit_many(
     jobs: Sequence[tuple[dict[str, Any], int, FitContext]],
     budget: TrainBudget,
     options: PackedOptions | None = None,
-) -> list[VAERepresentation]:
-    """Train prepared jobs: packed groups of compatible jobs, a lone job by ``train``."""
+) -> list[VAERepresentation | FloatingPointError]:
+    """Train prepared jobs: packed groups of compatible jobs, a lone job by ``train``;
+    a diverged job's slot holds its ``FloatingPointError``."""
     groups: dict[Any, list[int]] = defaultdict(list)
     for i, (hp, _, _) in enumerate(jobs):
         groups[group_key(method, hp)].append(i)
-    reps: list[VAERepresentation | None] = [None] * len(jobs)
+    outcomes: list[VAERepresentation | FloatingPointError | None] = [None] * len(jobs)
     for members in groups.values():
+        fitted: list[VAERepresentation | FloatingPointError]
         if len(members) == 1:
             hp, seed, ctx = jobs[members[0]]
-            fitted = [train(method, dataset, hp, seed, budget, ctx)]
             ctx.info["batched_group_size"] = 1
+            try:
+                fitted = [train(method, dataset, hp, seed, budget, ctx)]
+            except FloatingPointError as exc:
+                fitted = [exc]
         else:
             fitted = train_packed(method, dataset, [jobs[i] for i in members], budget, options)
-        for i, rep in zip(members, fitted, strict=True):
-            reps[i] = rep
-    assert all(rep is not None for rep in reps)
-    return reps  # type: ignore[return-value]
+        for i, outcome in zip(members, fitted, strict=True):
+            outcomes[i] = outcome
+    assert all(outcome is not None for outcome in outcomes)
+    return outcomes  # type: ignore[return-value]
 
 
 @functools.cache  # the runner asks once per run of a study

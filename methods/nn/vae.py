@@ -190,11 +190,13 @@ class VAEMethod(Method):
         dataset: GroundTruthDataset,
         jobs: Sequence[tuple[dict[str, Any], int, FitContext]],
         budget: TrainBudget,
-    ) -> list[Representation]:
+    ) -> list[Representation | Exception]:
         """Train the jobs as packed groups of models (``methods.nn.batched``).
 
         Each result equals what ``fit`` gives for the same job, within floating-point
         tolerance; jobs that differ in a ``shared_hparams`` value train in separate groups.
+        A model that diverges gets a ``FloatingPointError`` in its slot; the others of its
+        group are unaffected (their weights and losses never mix with it).
         """
         from methods.nn.batched import fit_many  # batched builds on this module
 
