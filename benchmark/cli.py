@@ -41,6 +41,15 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--device", choices=["cpu", "cuda", "auto"], default=None)
     run.add_argument("--workers", type=int, default=None, help="parallel worker processes")
     run.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="run the groups as Ray tasks: on the cluster at ADDRESS ('auto': the one this "
+        "node is in), or without ADDRESS on $RAY_ADDRESS or a new Ray on this machine",
+    )
+    run.add_argument(
         "--set",
         dest="overrides",
         action="append",
@@ -92,6 +101,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         workers=args.workers,
         plugins=tuple(args.plugin),
         show_progress=not args.quiet,
+        ray_address=args.ray,
     )
     print(
         f"study {study.name}: {counts['ok']} ok, {counts['failed']} failed, "

@@ -80,6 +80,11 @@ def _group_size(value: Any, cls: Any, device: str) -> int:
     if value != "auto":
         raise ValueError(f'group_size must be an integer or "auto", got {value!r}')
     if device == "cuda" and hasattr(cls, "auto_group_size"):
+        if not torch.cuda.is_available():  # a Ray driver on a node without a GPU
+            raise ValueError(
+                'group_size = "auto" measures this node\'s GPU and it has none; '
+                "set [execution] group_size to an integer"
+            )
         return int(cls.auto_group_size(device))
     return 1
 
@@ -91,9 +96,44 @@ def run_study(
     workers: int | None = None,
     plugins: tuple[str, ...] = (),
     show_progress: bool = True,
+    ray_address: str | None = None,
 ) -> dict[str, int]:
-    """Execute every unfinished run of ``study``; returns counts of ok/failed/skipped."""
-    device = resolve_device(device or study.execution.get("device"))
+    """Execute every unfinished run of ``study``; returns counts of ok/failed/skipped.
+
+    Groups run in this process, in a local process pool (``workers``), or as Ray tasks
+    (``executor = "ray"`` in the profile, or a ``ray_address``).
+    """
+    use_ray = ray_address is not None or study.execution.get("executor") == "ray"
+    if not use_ray:
+        return _run(
+            study,
+            out,
+            resolve_device(device or study.execution.get("device")),
+            workers,
+            plugins,
+            show_progress,
+            use_ray=False,
+        )
+    from benchmark import ray_executor
+
+    started = ray_executor.connect(ray_address or study.execution.get("ray_address"))
+    try:
+        device = ray_executor.resolve_device(device or study.execution.get("device"))
+        return _run(study, out, device, workers, plugins, show_progress, use_ray=True)
+    finally:
+        if started:
+            ray_executor.disconnect()
+
+
+def _run(
+    study: Study,
+    out: Path,
+    device: str,
+    workers: int | None,
+    plugins: tuple[str, ...],
+    show_progress: bool,
+    use_ray: bool,
+) -> dict[str, int]:
     workers = int(workers or study.execution.get("workers", 1))
     threads = int(study.execution.get("torch_threads", max(1, (os.cpu_count() or 1) // workers)))
     store = ResultsStore(out)
@@ -115,7 +155,11 @@ def run_study(
     )
     counts = {"ok": 0, "failed": 0, "skipped": len(study.runs) - len(pending)}
     args = (str(out), device, study.name)
-    if workers <= 1:
+    if use_ray:
+        from benchmark import ray_executor
+
+        ray_executor.run_groups(groups, args, plugins, threads, display, counts)
+    elif workers <= 1:
         _init_worker(plugins, threads, display.step)
         for group in groups:
             display.start(group)
@@ -141,6 +185,39 @@ def run_study(
                         display.finish(status)
     display.close()
     return counts
+
+
+def execute_in_worker(
+    spec_dicts: list[dict[str, Any]],
+    out: str,
+    device: str,
+    profile: str,
+    plugins: tuple[str, ...],
+    threads: int,
+    sink: ProgressFn,
+) -> list[str]:
+    """``execute_group`` in a worker set up by this call (a Ray task: no pool initializer)."""
+    _init_worker(plugins, threads, sink)
+    return execute_group(spec_dicts, out, device, profile)
+
+
+def record_lost_group(
+    specs: list[RunSpec], out: str, device: str, profile: str, exc: BaseException
+) -> list[str]:
+    """Statuses of a group whose worker died: records it wrote stand, the rest are written
+    as failed with ``exc``."""
+    store = ResultsStore(Path(out))
+    statuses = []
+    for spec in specs:
+        path = store.record_path(spec.id)
+        if path.exists():
+            statuses.append(json.loads(path.read_text())["status"])
+            continue
+        record = _new_record(spec, device, profile)
+        _fail(record, exc)
+        store.write(record)
+        statuses.append("failed")
+    return statuses
 
 
 def _drain(q: Any, display: ProgressDisplay) -> None:

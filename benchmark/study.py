@@ -34,7 +34,7 @@ _TOP_KEYS = {
     "execution",
 }
 _METHOD_KEYS = {"grid", "sweep", "steps", "batch_size", "seeds", "datasets", "group_size"}
-_EXEC_KEYS = {"workers", "group_size", "device", "torch_threads"}
+_EXEC_KEYS = {"workers", "group_size", "device", "torch_threads", "executor", "ray_address"}
 
 
 class ProfileError(ValueError):
@@ -266,6 +266,11 @@ def expand(raw: dict[str, Any], name: str, where: str) -> Study:
         set(execution) <= _EXEC_KEYS,
         where,
         f"[execution] takes {sorted(_EXEC_KEYS)}, got {sorted(execution)}",
+    )
+    _require(
+        execution.get("executor", "local") in ("local", "ray"),
+        where,
+        f'[execution] executor must be "local" or "ray", got {execution.get("executor")!r}',
     )
     metrics = _metrics(raw.get("metrics"), where)
 

@@ -71,6 +71,7 @@ def test_overrides_replace_single_keys(tmp_path) -> None:
         (MINIMAL.replace('names = ["mig"]', 'names = ["migg"]'), "unknown metric 'migg'"),
         (MINIMAL + "\n[metrics.mig]\nbins=3\n", "unknown setting"),
         ("seeds = [0\n", "invalid TOML"),
+        (MINIMAL + '[execution]\nexecutor = "slurm"\n', 'executor must be "local" or "ray"'),
     ],
 )
 def test_profile_errors_name_file_and_key(tmp_path, text, message) -> None:

@@ -1,11 +1,13 @@
 """Methods for the harness tests, loaded with ``--plugin testing_methods``.
 
 ``always_fails`` raises, ``nan_codes`` encodes to NaN, ``sleepy_pca`` is PCA that
-sleeps first so a test can kill a study in the middle of a run.
+sleeps first so a test can kill a study in the middle of a run, ``kills_its_worker`` ends
+its process during fit (only ever run it in a worker: in-process it ends the tests).
 """
 
 from __future__ import annotations
 
+import os
 import time
 from typing import Any, ClassVar
 
@@ -49,3 +51,12 @@ class SleepyPCA(PCAMethod):
         time.sleep(hparams["sleep_s"])
         inner = {k: v for k, v in hparams.items() if k != "sleep_s"}
         return super().fit(dataset, inner, seed, budget, ctx)
+
+
+@register_method
+class KillsItsWorker(PCAMethod):
+    name: ClassVar[str] = "kills_its_worker"
+    description: ClassVar[str] = "test method whose process dies during fit (a crashed worker)"
+
+    def fit(self, *args: Any, **kwargs: Any) -> Representation:
+        os._exit(3)

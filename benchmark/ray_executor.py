@@ -1,0 +1,104 @@
+"""Run a study's groups as Ray tasks: one machine's cores, or a whole cluster.
+
+``[execution] executor = "ray"`` (or ``disbench run --ray ADDRESS``) sends every group
+(one run, or a batched group) to Ray as one task with ``torch_threads`` CPUs and, on CUDA,
+one GPU. The task is the same ``execute_group`` the local pool runs, so records, resume
+and failure handling are the local ones; the workers write the records themselves, which
+is why every node must see the results directory at the same path (a shared filesystem)
+and have disbench, and any ``--plugin`` module, installed. A task that dies with its
+worker (killed, out of memory, node lost) is recorded as failed by the driver.
+
+Ray is the optional ``ray`` extra: ``pip install 'disbench[ray]'``.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from benchmark.progress import ProgressDisplay
+from benchmark.study import RunSpec
+
+
+def _ray() -> Any:
+    try:
+        import ray
+    except ImportError as exc:
+        raise ValueError(
+            'executor "ray": Ray is not installed; pip install "disbench[ray]"'
+        ) from exc
+    return ray
+
+
+def connect(address: str | None) -> bool:
+    """Join the Ray cluster at ``address`` ("auto": the one this node belongs to; None:
+    $RAY_ADDRESS, else a new single-machine Ray). Returns whether this call started Ray
+    (and so must shut it down)."""
+    ray = _ray()
+    if ray.is_initialized():
+        return False
+    ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+    return True
+
+
+def disconnect() -> None:
+    _ray().shutdown()
+
+
+def resolve_device(requested: str | None) -> str:
+    """``auto``/None -> ``cuda`` when the cluster has GPUs, else ``cpu`` (the driver itself
+    may have none)."""
+    gpus = _ray().cluster_resources().get("GPU", 0)
+    if requested in (None, "auto"):
+        return "cuda" if gpus > 0 else "cpu"
+    if requested not in ("cpu", "cuda"):
+        raise ValueError(f"--device {requested!r}: expected cpu, cuda or auto")
+    if requested == "cuda" and gpus == 0:
+        raise ValueError("--device cuda: the Ray cluster has no GPU")
+    return requested
+
+
+def run_groups(
+    groups: Sequence[Sequence[RunSpec]],
+    args: tuple[str, str, str],
+    plugins: tuple[str, ...],
+    threads: int,
+    display: ProgressDisplay,
+    counts: dict[str, int],
+) -> None:
+    """Submit every group, then count statuses as tasks finish (any order)."""
+    from ray.util.queue import Queue
+
+    from benchmark.runner import execute_in_worker, record_lost_group
+
+    ray = _ray()
+    out, device, _ = args
+    progress = Queue()
+    sink = functools.partial(_put, progress)
+    task = ray.remote(execute_in_worker).options(
+        num_cpus=threads, num_gpus=1 if device == "cuda" else 0, max_retries=0
+    )
+    running = {
+        task.remote([r.to_dict() for r in group], *args, plugins, threads, sink): group
+        for group in groups
+    }
+    while running:
+        ready, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
+        while not progress.empty():
+            display.step(*progress.get_nowait())
+        for ref in ready:
+            group = running.pop(ref)
+            try:
+                statuses = ray.get(ref)
+            except ray.exceptions.RayError as exc:  # the worker died: no record was written
+                statuses = record_lost_group(list(group), out, device, args[2], exc)
+            for status in statuses:
+                counts[status] += 1
+                display.finish(status)
+    progress.shutdown()
+
+
+def _put(queue: Any, label: str, step: int, total: int) -> None:
+    queue.put_nowait((label, step, total))
