@@ -92,7 +92,7 @@ def run_groups(
             group = running.pop(ref)
             try:
                 statuses = ray.get(ref)
-            except ray.exceptions.RayError as exc:  # the worker died: no record was written
+            except ray.exceptions.RayError as exc:  # its worker died before writing every record
                 statuses = record_lost_group(list(group), out, device, args[2], exc)
             for status in statuses:
                 counts[status] += 1
