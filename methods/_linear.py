@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
+from sklearn.decomposition import FastICA
+from sklearn.exceptions import ConvergenceWarning
 
 from benchmark.datasets.base import GroundTruthDataset
 from methods.base import Representation
@@ -30,3 +33,14 @@ def n_components(hparams: dict[str, Any], dataset: GroundTruthDataset) -> int:
     """``hparams['n_components']``, or the dataset's number of factors when it is None."""
     k = hparams["n_components"]
     return dataset.num_factors if k is None else int(k)
+
+
+def fit_ica(y: np.ndarray, n_components: int, max_iter: int, seed: int) -> tuple[FastICA, bool]:
+    """FastICA (unit-variance whitening, ``random_state=seed``) on y; also whether it converged."""
+    ica = FastICA(
+        n_components=n_components, whiten="unit-variance", max_iter=max_iter, random_state=seed
+    )
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ConvergenceWarning)
+        ica.fit(y)
+    return ica, not any(issubclass(c.category, ConvergenceWarning) for c in caught)

@@ -20,12 +20,10 @@ iterative), ``num_points`` sets the cost.
 
 from __future__ import annotations
 
-import warnings
 from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.decomposition import FastICA
-from sklearn.exceptions import ConvergenceWarning
 from sklearn.neighbors import NearestNeighbors
 
 from benchmark.datasets.base import GroundTruthDataset
@@ -40,6 +38,7 @@ from methods._hessian import (
     null_embedding,
     tangent_affine_extension,
 )
+from methods._linear import fit_ica
 from methods.base import FitContext, Method, PaperResult, Representation, TrainBudget
 
 RENDER_CHUNK = 1024  # observations rendered at once while sampling the training set
@@ -63,17 +62,6 @@ def sample_observations(
     for i in range(0, n, RENDER_CHUNK):
         x[i : i + RENDER_CHUNK] = dataset.render(factors[i : i + RENDER_CHUNK]).reshape(-1, size)
     return factors, flush_subnormals(x)
-
-
-def fit_ica(y: np.ndarray, n_components: int, max_iter: int, seed: int) -> tuple[FastICA, bool]:
-    """FastICA (unit-variance whitening, ``random_state=seed``) on y; also whether it converged."""
-    ica = FastICA(
-        n_components=n_components, whiten="unit-variance", max_iter=max_iter, random_state=seed
-    )
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", ConvergenceWarning)
-        ica.fit(y)
-    return ica, not any(issubclass(c.category, ConvergenceWarning) for c in caught)
 
 
 class HLLEICARepresentation(Representation):

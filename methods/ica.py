@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from sklearn.decomposition import PCA, FastICA
+from sklearn.decomposition import PCA
 from sklearn.pipeline import make_pipeline
 
 from benchmark.datasets.base import GroundTruthDataset
 from benchmark.registry import register_method
-from methods._linear import SklearnRepresentation, n_components, sample_flat
+from methods._linear import SklearnRepresentation, fit_ica, n_components, sample_flat
 from methods.base import FitContext, Method, Representation, TrainBudget
 
 
@@ -36,14 +36,7 @@ class FastICAMethod(Method):
     ) -> Representation:
         x = sample_flat(dataset, hparams["num_points"], seed)
         k = n_components(hparams, dataset)
-        model = make_pipeline(
-            PCA(n_components=k, random_state=seed),
-            FastICA(
-                n_components=k,
-                whiten="unit-variance",
-                max_iter=hparams["max_iter"],
-                random_state=seed,
-            ),
-        ).fit(x)
-        ctx.info["ica_iterations"] = int(model[-1].n_iter_)
-        return SklearnRepresentation(model)
+        pca = PCA(n_components=k, random_state=seed)
+        ica, converged = fit_ica(pca.fit_transform(x), k, int(hparams["max_iter"]), seed)
+        ctx.info.update({"ica_iterations": int(ica.n_iter_), "ica_converged": converged})
+        return SklearnRepresentation(make_pipeline(pca, ica))

@@ -45,8 +45,9 @@ from sklearn.neighbors import NearestNeighbors
 from benchmark.datasets.base import GroundTruthDataset
 from benchmark.registry import register_method
 from methods._hessian import distinct_rows, flush_subnormals, neighbourhoods
+from methods._linear import fit_ica
 from methods.base import FitContext, Method, Representation, TrainBudget
-from methods.hlle_ica import fit_ica, sample_observations
+from methods.hlle_ica import sample_observations
 from methods.nn import losses
 from methods.nn.architectures import init_like_tf
 from methods.nn.vae import (
