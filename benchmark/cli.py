@@ -58,6 +58,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="override one profile key, e.g. --set train.steps=100 --set seeds=[0]",
     )
     run.add_argument("--quiet", action="store_true", help="no progress display")
+    run.add_argument(
+        "--retry-failed",
+        action="store_true",
+        help="run the runs recorded as failed again (their new records replace the old)",
+    )
     _common(run)
 
     report = sub.add_parser("report", help="rebuild scores.csv, plots and leaderboard.md")
@@ -102,6 +107,7 @@ def cmd_run(args: argparse.Namespace) -> int:
         plugins=tuple(args.plugin),
         show_progress=not args.quiet,
         ray_address=args.ray,
+        retry_failed=args.retry_failed,
     )
     print(
         f"study {study.name}: {counts['ok']} ok, {counts['failed']} failed, "

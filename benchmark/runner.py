@@ -16,6 +16,7 @@ import json
 import multiprocessing as mp
 import os
 import queue as queue_mod
+import shutil
 import signal
 import sys
 import time
@@ -98,11 +99,14 @@ def run_study(
     plugins: tuple[str, ...] = (),
     show_progress: bool = True,
     ray_address: str | None = None,
+    retry_failed: bool = False,
 ) -> dict[str, int]:
     """Execute every unfinished run of ``study``; returns counts of ok/failed/skipped.
 
     Groups run in this process, in a local process pool (``workers``), or as Ray tasks
-    (``executor = "ray"`` in the profile, or a ``ray_address``).
+    (``executor = "ray"`` in the profile, or a ``ray_address``). A failed run counts as
+    finished unless ``retry_failed``; then it runs again and its new record replaces the
+    old one.
     """
     use_ray = ray_address is not None or study.execution.get("executor") == "ray"
     if not use_ray:
@@ -113,6 +117,7 @@ def run_study(
             workers,
             plugins,
             show_progress,
+            retry_failed,
             use_ray=False,
         )
     from benchmark import ray_executor
@@ -120,7 +125,7 @@ def run_study(
     started = ray_executor.connect(ray_address or study.execution.get("ray_address"))
     try:
         device = ray_executor.resolve_device(device or study.execution.get("device"))
-        return _run(study, out, device, workers, plugins, show_progress, use_ray=True)
+        return _run(study, out, device, workers, plugins, show_progress, retry_failed, use_ray=True)
     finally:
         if started:
             ray_executor.disconnect()
@@ -133,15 +138,18 @@ def _run(
     workers: int | None,
     plugins: tuple[str, ...],
     show_progress: bool,
+    retry_failed: bool,
     use_ray: bool,
 ) -> dict[str, int]:
     workers = int(workers or study.execution.get("workers", 1))
     threads = int(study.execution.get("torch_threads", max(1, (os.cpu_count() or 1) // workers)))
     store = ResultsStore(out)
     store.remove_stale_temporaries()
-    done = store.finished_ids()
+    done = store.finished_ids(failed=not retry_failed)
     # Seed-major order: a study stopped early still has every method on every dataset.
     pending = sorted((r for r in study.runs if r.id not in done), key=lambda r: r.seed)
+    if retry_failed:
+        _drop_failed_models(store, pending, {r.train_id for r in study.runs if r.id in done})
     method_group = {
         m: c["group_size"]
         for m, c in study.raw.get("methods", {}).items()
@@ -425,6 +433,14 @@ def _save_model(
     }
     atomic_write_text(model_dir / "meta.json", json.dumps(meta, default=str))
     record["artifacts"]["model"] = str((model_dir / "model.bin").relative_to(store.root))
+
+
+def _drop_failed_models(store: ResultsStore, retried: list[RunSpec], kept: set[str]) -> None:
+    """A retried run trains afresh (its method may have been fixed since): the model its
+    failed run saved goes, unless a run that succeeded was trained by it (``kept``)."""
+    for spec in retried:
+        if spec.train_id not in kept and store.record_path(spec.id).exists():
+            shutil.rmtree(store.model_dir(spec.train_id), ignore_errors=True)
 
 
 def _load_model(store: ResultsStore, spec: RunSpec, ctx: FitContext) -> Representation | None:

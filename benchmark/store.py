@@ -50,7 +50,10 @@ class ResultsStore:
     def traversal_path(self, run_id: str) -> Path:
         return self.root / "plots" / "traversals" / f"{run_id}.png"
 
-    def finished_ids(self) -> set[str]:
+    def finished_ids(self, failed: bool = True) -> set[str]:
+        """Ids with a record; with ``failed=False`` only those whose run succeeded."""
+        if not failed:
+            return {r["id"] for r in self.records() if r["status"] == "ok"}
         if not self.runs_dir.is_dir():
             return set()
         return {p.stem for p in self.runs_dir.glob("*.json")}

@@ -136,3 +136,31 @@ def test_kill_and_resume_finishes_the_study_exactly_once(tmp_path) -> None:
     assert all(r["status"] == "ok" for r in records)
     assert sorted(r["spec"]["seed"] for r in records) == seeds
     assert not list((out / "runs").glob(".*.tmp"))
+
+
+def test_retry_failed_reruns_only_the_failed_runs_and_retrains_them(tmp_path) -> None:
+    """The failed run's model (NaN codes) was saved; after the cause is gone, a plain rerun
+    skips the run, and --retry-failed trains it afresh and replaces its record."""
+    load_plugin("testing_methods")
+    marker = tmp_path / "broken"
+    marker.touch()
+    text = PROFILE.replace(
+        "[methods.always_fails]\n[methods.nan_codes]\n",
+        f'[methods.nan_while_marked.grid]\nnum_points = 200\nmarker = "{marker}"\n',
+    )
+    study = load_profile(_profile(tmp_path, text))
+    out = tmp_path / "results"
+    assert run_study(study, out, show_progress=False) == {"ok": 2, "failed": 2, "skipped": 0}
+    store = ResultsStore(out)
+    failed = [r for r in store.records() if r["status"] == "failed"]
+    assert {r["spec"]["method"] for r in failed} == {"nan_while_marked"}
+    assert all((out / r["artifacts"]["model"]).exists() for r in failed)
+
+    marker.unlink()
+    assert run_study(study, out, show_progress=False) == {"ok": 0, "failed": 0, "skipped": 4}
+    counts = run_study(study, out, show_progress=False, retry_failed=True)
+    assert counts == {"ok": 2, "failed": 0, "skipped": 2}
+    records = store.records()
+    assert len(records) == 4 and all(r["status"] == "ok" for r in records)
+    retried = [r for r in records if r["spec"]["method"] == "nan_while_marked"]
+    assert all(r["timings"]["fit_s"] > 0 and r["error"] is None for r in retried)

@@ -2,13 +2,15 @@
 
 ``always_fails`` raises, ``nan_codes`` encodes to NaN, ``sleepy_pca`` is PCA that
 sleeps first so a test can kill a study in the middle of a run, ``kills_its_worker`` ends
-its process during fit (only ever run it in a worker: in-process it ends the tests).
+its process during fit (only ever run it in a worker: in-process it ends the tests),
+``nan_while_marked`` is PCA whose codes are NaN while the file ``marker`` exists.
 """
 
 from __future__ import annotations
 
 import os
 import time
+from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
@@ -60,3 +62,16 @@ class KillsItsWorker(PCAMethod):
 
     def fit(self, *args: Any, **kwargs: Any) -> Representation:
         os._exit(3)
+
+
+@register_method
+class NaNWhileMarked(PCAMethod):
+    name: ClassVar[str] = "nan_while_marked"
+    description: ClassVar[str] = "PCA whose codes are NaN while the file `marker` exists"
+    defaults: ClassVar[dict[str, Any]] = {**PCAMethod.defaults, "marker": ""}
+
+    def fit(self, dataset, hparams, seed, budget, ctx):  # type: ignore[no-untyped-def]
+        if Path(hparams["marker"]).exists():
+            return NaNRepresentation()
+        inner = {k: v for k, v in hparams.items() if k != "marker"}
+        return super().fit(dataset, inner, seed, budget, ctx)
