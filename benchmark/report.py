@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections import defaultdict
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -254,6 +255,7 @@ def write_leaderboard(
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
     lines += _failures(records)
+    lines += _no_active_code(records)
     lines += _paper_section()
     atomic_write_text(path, "\n".join(lines).rstrip() + "\n")
 
@@ -303,6 +305,34 @@ def _failures(records: list[dict[str, Any]]) -> list[str]:
             )
         lines.append("")
     return lines
+
+
+def _no_active_code(records: list[dict[str, Any]]) -> list[str]:
+    """Where a metric kept no code (``num_active_dims`` = 0), its score is 0 by
+    disentanglement_lib's convention: say so, so a 0.000 cell is not read as a bad fit."""
+    seeds: dict[tuple[str, str, str], list[int]] = defaultdict(list)
+    for r in records:
+        for metric, scores in r.get("scores", {}).items():
+            if scores.get("num_active_dims") == 0:
+                key = (str(r["spec"]["method"]), str(r.get("dataset_label")), metric)
+                seeds[key].append(int(r["spec"]["seed"]))
+    if not seeds:
+        return []
+    lines = [
+        "## Runs with no active code",
+        "",
+        "These metrics dropped every code as inactive (FactorVAE: standard deviation "
+        "below its prune threshold, 0.05 in the published study; IRS: constant) and score "
+        "0, disentanglement_lib's convention. Typically a VAE whose posterior collapsed "
+        "towards the prior: its codes barely vary, though scale-free metrics (MIG, DCI, "
+        "MCC) may still find the factors in what variation is left.",
+        "",
+        "| method | dataset | metric | seeds |",
+        "|---|---|---|---|",
+    ]
+    for (method, dataset, metric), found in sorted(seeds.items()):
+        lines.append(f"| {method} | {dataset} | {metric} | {', '.join(map(str, sorted(found)))} |")
+    return lines + [""]
 
 
 def _paper_section() -> list[str]:

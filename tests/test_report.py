@@ -87,3 +87,22 @@ def test_lower_is_better_metrics_rank_the_lowest_first(tmp_path) -> None:
     build_report(store.root, board)
     text = board.read_text()
     assert "| low_tc | 1.00 | 1 |" in text and "| high_tc | 2.00 | 1 |" in text
+
+
+def test_runs_whose_metric_kept_no_code_are_listed(tmp_path) -> None:
+    store = ResultsStore(tmp_path / "results")
+    for seed, active in enumerate([0, 3, 0]):
+        rec = record(f"v{seed}", "vae", seed, 0.1, 0.1)
+        rec["scores"]["factor_vae"] = {
+            "eval_accuracy": 0.0 if not active else 0.6,
+            "num_active_dims": active,
+        }
+        rec["primary"]["factor_vae"] = "eval_accuracy"
+        store.write(rec)
+    store.write(record("p0", "pca", 0, 0.2, 0.2))
+    board = tmp_path / "leaderboard.md"
+    build_report(store.root, board)
+    text = board.read_text()
+    assert "## Runs with no active code" in text
+    assert "| vae | blobs | factor_vae | 0, 2 |" in text
+    assert "| pca | blobs |" not in text.split("## Runs with no active code")[1]
