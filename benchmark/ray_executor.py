@@ -39,7 +39,10 @@ def connect(address: str | None) -> bool:
     ray = _ray()
     if ray.is_initialized():
         return False
-    ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+    try:
+        ray.init(address=address, logging_level=logging.WARNING, log_to_driver=False)
+    except ConnectionError as exc:
+        raise ValueError(f"--ray {address or ''}: cannot join a Ray cluster: {exc}") from exc
     return True
 
 

@@ -38,8 +38,7 @@ num_points = 200
 """
 
 
-@pytest.fixture(scope="module", autouse=True)
-def local_ray() -> Iterator[None]:
+def _start_local_ray() -> None:
     path = os.pathsep.join([str(PLUGIN_DIR), os.environ.get("PYTHONPATH", "")])
     ray.init(
         num_cpus=2,
@@ -48,6 +47,11 @@ def local_ray() -> Iterator[None]:
         log_to_driver=False,
         runtime_env={"env_vars": {"PYTHONPATH": path}},
     )
+
+
+@pytest.fixture(scope="module", autouse=True)
+def local_ray() -> Iterator[None]:
+    _start_local_ray()
     yield
     ray.shutdown()
 
@@ -93,3 +97,17 @@ def test_a_worker_that_dies_is_recorded_as_failed_and_the_study_goes_on(
     assert {r["spec"]["method"] for r in failed} == {"kills_its_worker"}
     assert all(r["error"].startswith("WorkerCrashedError: ") for r in failed), failed[0]["error"]
     assert all(r["scores"] == {} for r in failed)
+
+
+def test_no_cluster_at_the_address_is_a_one_line_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    ray.shutdown()  # this test needs Ray not started, as a fresh `disbench run` finds it
+    try:
+        argv = ["run", "--profile", _profile(tmp_path, PROFILE), "--out", str(tmp_path)]
+        assert main([*argv, "--ray", "auto", "--quiet"]) == 2
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("disbench: error: --ray auto: cannot join a Ray cluster: ")
+        assert len(err.splitlines()) == 1
+    finally:
+        _start_local_ray()
