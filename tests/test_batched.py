@@ -363,12 +363,14 @@ def test_a_diverging_model_fails_alone_and_leaves_its_group_untouched() -> None:
     assert np.isfinite(rep.encode(x)).all()
 
 
-def test_runner_records_a_diverged_group_member_as_failed(tmp_path: Path) -> None:
+def run_group_study(tmp_path: Path, seeds: str, beta_vae: str) -> tuple[dict[str, int], Path]:
+    """A blobs study of beta-VAEs trained in groups of 2 (``beta_vae``: the method's table
+    body); returns the run counts and the results directory."""
     profile = tmp_path / "study.toml"
     profile.write_text(
-        """
-seeds = [0]
-datasets = [{name = "blobs", positions = 8, sizes = 2}]
+        f"""
+seeds = {seeds}
+datasets = [{{name = "blobs", positions = 8, sizes = 2}}]
 [train]
 steps = 3
 batch_size = 8
@@ -377,13 +379,17 @@ group_size = 2
 torch_threads = 1
 [metrics]
 names = ["mig"]
-common = {num_train = 300}
+common = {{num_train = 300}}
 [methods.beta_vae]
-grid = {beta = [1.0, nan]}
+{beta_vae}
 """
     )
     out = tmp_path / "results"
-    counts = run_study(load_profile(str(profile)), out, show_progress=False)
+    return run_study(load_profile(str(profile)), out, show_progress=False), out
+
+
+def test_runner_records_a_diverged_group_member_as_failed(tmp_path: Path) -> None:
+    counts, out = run_group_study(tmp_path, "[0]", "grid = {beta = [1.0, nan]}")
     assert counts == {"ok": 1, "failed": 1, "skipped": 0}
     by_beta = {str(r["spec"]["hparams"]["beta"]): r for r in ResultsStore(out).records()}
     assert by_beta["1.0"]["status"] == "ok" and "mig" in by_beta["1.0"]["scores"]
@@ -395,25 +401,7 @@ grid = {beta = [1.0, nan]}
 
 
 def test_runner_trains_a_group_and_records_each_run(tmp_path: Path) -> None:
-    profile = tmp_path / "study.toml"
-    profile.write_text(
-        """
-seeds = [0, 1]
-datasets = [{name = "blobs", positions = 8, sizes = 2}]
-[train]
-steps = 3
-batch_size = 8
-[execution]
-group_size = 2
-torch_threads = 1
-[metrics]
-names = ["mig"]
-common = {num_train = 300}
-[methods.beta_vae]
-"""
-    )
-    out = tmp_path / "results"
-    counts = run_study(load_profile(str(profile)), out, show_progress=False)
+    counts, out = run_group_study(tmp_path, "[0, 1]", "")
     assert counts == {"ok": 2, "failed": 0, "skipped": 0}
     records = list(ResultsStore(out).records())
     assert sorted(r["spec"]["seed"] for r in records) == [0, 1]
