@@ -50,17 +50,9 @@ def disconnect() -> None:
     _ray().shutdown()
 
 
-def resolve_device(requested: str | None) -> str:
-    """``auto``/None -> ``cuda`` when the cluster has GPUs, else ``cpu`` (the driver itself
-    may have none)."""
-    gpus = _ray().cluster_resources().get("GPU", 0)
-    if requested in (None, "auto"):
-        return "cuda" if gpus > 0 else "cpu"
-    if requested not in ("cpu", "cuda"):
-        raise ValueError(f"--device {requested!r}: expected cpu, cuda or auto")
-    if requested == "cuda" and gpus == 0:
-        raise ValueError("--device cuda: the Ray cluster has no GPU")
-    return requested
+def gpus() -> int:
+    """GPUs in the whole cluster (the driver itself may have none)."""
+    return int(_ray().cluster_resources().get("GPU", 0))
 
 
 def run_groups(

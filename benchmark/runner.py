@@ -42,14 +42,20 @@ from methods.base import FitContext, Representation
 ProgressFn = Callable[[str, int, int], None]
 
 
-def resolve_device(device: str | None) -> str:
-    """``auto``/None -> ``cuda`` when a GPU is visible, else ``cpu``."""
+def resolve_device(device: str | None, cluster_gpus: int | None = None) -> str:
+    """``auto``/None -> ``cuda`` when a GPU is visible, else ``cpu``. A GPU is visible to
+    torch here, or, for a Ray driver, somewhere in the cluster (``cluster_gpus``)."""
+    local = cluster_gpus is None
+    has_gpu = torch.cuda.is_available() if local else cluster_gpus > 0
+    nowhere = (
+        "no CUDA device is available (torch sees none)" if local else "the Ray cluster has no GPU"
+    )
     if device in (None, "auto"):
-        return "cuda" if torch.cuda.is_available() else "cpu"
+        return "cuda" if has_gpu else "cpu"
     if device not in ("cpu", "cuda"):
         raise ValueError(f"--device {device!r}: expected cpu, cuda or auto")
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("--device cuda: no CUDA device is available (torch sees none)")
+    if device == "cuda" and not has_gpu:
+        raise ValueError(f"--device cuda: {nowhere}")
     return device
 
 
@@ -124,7 +130,7 @@ def run_study(
 
     started = ray_executor.connect(ray_address or study.execution.get("ray_address"))
     try:
-        device = ray_executor.resolve_device(device or study.execution.get("device"))
+        device = resolve_device(device or study.execution.get("device"), ray_executor.gpus())
         return _run(study, out, device, workers, plugins, show_progress, retry_failed, use_ray=True)
     finally:
         if started:

@@ -11,9 +11,11 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from benchmark.registry import load_plugin
 from benchmark.report import build_report
-from benchmark.runner import run_study
+from benchmark.runner import resolve_device, run_study
 from benchmark.store import ResultsStore
 from benchmark.study import load_profile
 
@@ -164,3 +166,12 @@ def test_retry_failed_reruns_only_the_failed_runs_and_retrains_them(tmp_path) ->
     assert len(records) == 4 and all(r["status"] == "ok" for r in records)
     retried = [r for r in records if r["spec"]["method"] == "nan_while_marked"]
     assert all(r["timings"]["fit_s"] > 0 and r["error"] is None for r in retried)
+
+
+def test_a_ray_driver_resolves_the_device_from_the_cluster_gpus() -> None:
+    assert resolve_device(None, cluster_gpus=2) == "cuda"
+    assert resolve_device("auto", cluster_gpus=0) == "cpu"
+    with pytest.raises(ValueError, match="^--device cuda: the Ray cluster has no GPU$"):
+        resolve_device("cuda", cluster_gpus=0)
+    with pytest.raises(ValueError, match="--device 'tpu': expected cpu, cuda or auto"):
+        resolve_device("tpu", cluster_gpus=1)
