@@ -3,8 +3,9 @@
 The pixels are first projected on their top k principal components (k = the number of
 factors unless set) and FastICA whitens and rotates those k scores. That is the subspace
 FastICA's own whitening keeps, but scikit-learn reaches it through a full SVD of the
-n x C*H*W pixel matrix: about a minute per fit at 64x64 on one core, and on
-``proc_dsprites`` its whitening produced NaN sources. PCA's randomized SVD takes ~2 s.
+n x C*H*W pixel matrix: one to two minutes per ``cpu``-profile fit at 64x64 on one core,
+and on ``proc_dsprites`` its whitening produced NaN sources. With PCA's randomized SVD
+first, those fits take 1-5 s (``fit_s`` in the committed run records).
 """
 
 from __future__ import annotations
