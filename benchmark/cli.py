@@ -7,8 +7,11 @@ import os
 import sys
 from pathlib import Path
 
-from benchmark.registry import DATASETS, METHODS, METRICS, RegistryError, load_plugin
-from benchmark.study import ProfileError
+from disbench import dataset_show, score
+from disbench.registry import DATASETS, METHODS, METRICS, RegistryError, load_plugin
+from disbench.report import build_report
+from disbench.runner import failed_runs, run_study
+from disbench.study import ProfileError, load_profile
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -73,9 +76,6 @@ def build_parser() -> argparse.ArgumentParser:
     lst = sub.add_parser("list", help="list datasets, methods and metrics")
     _common(lst)
 
-    from benchmark import score
-    from benchmark.datasets import _show
-
     score_p = sub.add_parser("score", help="score your own codes and factors from an .npz file")
     score.add_arguments(score_p)
     _common(score_p)
@@ -83,7 +83,7 @@ def build_parser() -> argparse.ArgumentParser:
     datasets = sub.add_parser("datasets", help="look at a dataset")
     dsub = datasets.add_subparsers(dest="datasets_command", required=True)
     show = dsub.add_parser("show", help="PNG of samples and one traversal row per factor")
-    _show.add_arguments(show)
+    dataset_show.add_arguments(show)
     _common(show)
     return parser
 
@@ -95,9 +95,7 @@ def _default_profile() -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from benchmark.runner import run_study
-    from benchmark.study import load_profile
-
+    """0 when every run of the study is ok, 1 when any is failed (each listed on stderr)."""
     study = load_profile(args.profile or _default_profile(), args.overrides)
     counts = run_study(
         study,
@@ -113,12 +111,24 @@ def cmd_run(args: argparse.Namespace) -> int:
         f"study {study.name}: {counts['ok']} ok, {counts['failed']} failed, "
         f"{counts['skipped']} already done; records in {args.out / 'runs'}"
     )
-    return 0
+    failed = failed_runs(study, args.out)
+    for rec in failed:
+        spec = rec["spec"]
+        print(
+            f"failed: {rec['id']} {spec['method']} on {rec['dataset_label']} seed={spec['seed']}: "
+            f"{rec['error']}",
+            file=sys.stderr,
+        )
+    if failed:
+        print(
+            f"disbench run: {len(failed)} run(s) failed; fix the cause and run again with "
+            "--retry-failed",
+            file=sys.stderr,
+        )
+    return 1 if failed else 0
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from benchmark.report import build_report
-
     paths = build_report(args.out, args.leaderboard)
     print(f"wrote {paths['scores']}, {paths['leaderboard']} and {len(paths) - 2} plot(s)")
     return 0
@@ -135,14 +145,10 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
-    from benchmark.datasets import _show
-
-    return _show.run(args)
+    return dataset_show.run(args)
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from benchmark import score
-
     return score.run(args)
 
 

@@ -30,26 +30,41 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def _git_commit() -> str | None:
-    root = Path(__file__).resolve().parent.parent
+def _git(root: Path, *args: str) -> str:
+    return subprocess.run(
+        ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=5, check=True
+    ).stdout.strip()
+
+
+@functools.cache
+def source() -> dict[str, Any]:
+    """Which disbench code ran: the full commit and a dirty flag when disbench runs from its
+    own git checkout (an editable install), else the installed package version alone.
+
+    The checkout is found from this file, never from the working directory, so a study run
+    inside another repository records disbench's commit, not that repository's."""
+    package = Path(__file__).resolve().parent
+    root = package.parent
+    out: dict[str, Any] = {"version": _version("disbench"), "commit": None, "dirty": None}
     try:
-        out = subprocess.run(
-            ["git", "-C", str(root), "rev-parse", "HEAD"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
-        )
-        dirty = subprocess.run(
-            ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=True,
+        if Path(_git(root, "rev-parse", "--show-toplevel")).resolve() != root:
+            return out  # an installed copy that happens to sit inside some git repository
+        out["commit"] = _git(root, "rev-parse", "HEAD")
+        # The study's own outputs are tracked too; writing them does not change the code.
+        status = _git(
+            root,
+            "status",
+            "--porcelain",
+            "--untracked-files=no",
+            "--",
+            ".",
+            ":!results",
+            ":!leaderboard.md",
         )
     except (OSError, subprocess.SubprocessError):
-        return None
-    return out.stdout.strip() + ("-dirty" if dirty.stdout.strip() else "")
+        return out
+    out["dirty"] = bool(status)
+    return out
 
 
 def device_name(device: str) -> str:
@@ -70,5 +85,5 @@ def environment(device: str) -> dict[str, Any]:
         "packages": {p: _version(p) for p in _PACKAGES},
         "device": device,
         "device_name": device_name(device),
-        "git_commit": _git_commit(),
+        "source": source(),
     }

@@ -1,4 +1,5 @@
-"""The evaluator: draw the evaluation points once, encode them once, run every metric."""
+"""The one metric loop, shared by ``disbench run`` (a trained model) and ``disbench score``
+(a researcher's arrays): draw and encode the points once, run every metric on them."""
 
 from __future__ import annotations
 
@@ -8,35 +9,27 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.datasets.base import GroundTruthDataset
-from benchmark.registry import METRICS
-from metrics.base import EvalContext, MetricError
+from disbench.api import EvalContext, GroundTruthDataset, MetricError
+from disbench.registry import METRICS
+
+Scores = dict[str, dict[str, float]]
 
 
-def evaluate(
-    dataset: GroundTruthDataset,
-    encode: Callable[[np.ndarray], np.ndarray],
-    metrics: dict[str, dict[str, Any]],
-    eval_seed: int,
-) -> tuple[dict[str, dict[str, float]], dict[str, str], dict[str, float]]:
-    """(scores per metric, per-metric errors, seconds per metric).
+def run_metrics(
+    ctx: EvalContext, settings: dict[str, dict[str, Any]]
+) -> tuple[Scores, dict[str, str], dict[str, float]]:
+    """(scores per metric, per-metric errors, seconds per metric) of the chosen metrics.
 
-    A metric that finds the codes degenerate (:class:`MetricError`) is recorded with its
-    reason and the others still run; codes that are NaN or of the wrong shape make the
-    shared encoding fail, which fails the run.
+    A metric that finds the codes degenerate (:class:`MetricError`) or returns a
+    non-finite value is recorded with its reason and the others still run.
     """
-    ctx = EvalContext(seed=eval_seed, dataset=dataset, encode=encode)
-    chosen = {name: METRICS.get(name) for name in metrics}
-    sizes = [m.sizes(metrics[name]) for name, m in chosen.items()]
-    start = time.perf_counter()
-    ctx.prepare(max((s[0] for s in sizes), default=0), max((s[1] for s in sizes), default=0))
-    timings = {"encode": time.perf_counter() - start}
-    scores: dict[str, dict[str, float]] = {}
+    scores: Scores = {}
     errors: dict[str, str] = {}
-    for name, metric in chosen.items():
+    timings: dict[str, float] = {}
+    for name, given in settings.items():
         start = time.perf_counter()
         try:
-            result = metric.compute(ctx, dict(metrics[name]))
+            result = METRICS.get(name)().compute(ctx, dict(given))
         except MetricError as exc:
             errors[name] = str(exc)
         else:
@@ -47,3 +40,23 @@ def evaluate(
                 scores[name] = {k: float(v) for k, v in result.items()}
         timings[name] = time.perf_counter() - start
     return scores, errors, timings
+
+
+def evaluate(
+    dataset: GroundTruthDataset,
+    encode: Callable[[np.ndarray], np.ndarray],
+    metrics: dict[str, dict[str, Any]],
+    eval_seed: int,
+) -> tuple[Scores, dict[str, str], dict[str, float]]:
+    """:func:`run_metrics` on points drawn from ``dataset`` and encoded once.
+
+    Codes that are NaN or of the wrong shape make the shared encoding fail, which fails
+    the run; ``timings["encode"]`` is the time to draw and encode the points.
+    """
+    ctx = EvalContext(seed=eval_seed, dataset=dataset, encode=encode)
+    sizes = [METRICS.get(name).sizes(given) for name, given in metrics.items()]
+    start = time.perf_counter()
+    ctx.prepare(max((s[0] for s in sizes), default=0), max((s[1] for s in sizes), default=0))
+    encode_s = time.perf_counter() - start
+    scores, errors, timings = run_metrics(ctx, metrics)
+    return scores, errors, {"encode": encode_s, **timings}

@@ -15,11 +15,12 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterator
 from typing import Any
 
-from benchmark.progress import ProgressDisplay
-from benchmark.study import RunSpec
+from disbench.execute import Job, execute_in_worker, record_lost
+from disbench.executors import Groups
+from disbench.progress import ProgressDisplay
 
 
 def _ray() -> Any:
@@ -55,44 +56,34 @@ def gpus() -> int:
     return int(_ray().cluster_resources().get("GPU", 0))
 
 
-def run_groups(
-    groups: Sequence[Sequence[RunSpec]],
-    args: tuple[str, str, str],
-    plugins: tuple[str, ...],
-    threads: int,
-    display: ProgressDisplay,
-    counts: dict[str, int],
-) -> None:
-    """Submit every group, then count statuses as tasks finish (any order)."""
-    from ray.util.queue import Queue
+class RayExecutor:
+    """Every group as one Ray task (``torch_threads`` CPUs, one GPU on CUDA); a task whose
+    worker died is recorded as failed by the driver."""
 
-    from benchmark.runner import execute_in_worker, record_lost_group
+    def run(self, groups: Groups, job: Job, display: ProgressDisplay) -> Iterator[str]:
+        from ray.util.queue import Queue
 
-    ray = _ray()
-    out, device, _ = args
-    progress = Queue()
-    sink = functools.partial(_put, progress)
-    task = ray.remote(execute_in_worker).options(
-        num_cpus=threads, num_gpus=1 if device == "cuda" else 0, max_retries=0
-    )
-    running = {
-        task.remote([r.to_dict() for r in group], *args, plugins, threads, sink): group
-        for group in groups
-    }
-    while running:
-        ready, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
-        while not progress.empty():
-            display.step(*progress.get_nowait())
-        for ref in ready:
-            group = running.pop(ref)
-            try:
-                statuses = ray.get(ref)
-            except ray.exceptions.RayError as exc:  # its worker died before writing every record
-                statuses = record_lost_group(list(group), out, device, args[2], exc)
-            for status in statuses:
-                counts[status] += 1
-                display.finish(status)
-    progress.shutdown()
+        ray = _ray()
+        progress = Queue()
+        sink = functools.partial(_put, progress)
+        task = ray.remote(execute_in_worker).options(
+            num_cpus=job.threads, num_gpus=1 if job.device == "cuda" else 0, max_retries=0
+        )
+        running = {task.remote([r.to_dict() for r in g], job, sink): g for g in groups}
+        try:
+            while running:
+                ready, _ = ray.wait(list(running), num_returns=1, timeout=0.5)
+                while not progress.empty():
+                    display.step(*progress.get_nowait())
+                for ref in ready:
+                    group = running.pop(ref)
+                    try:
+                        statuses = ray.get(ref)
+                    except ray.exceptions.RayError as exc:  # its worker died mid-group
+                        statuses = record_lost(list(group), job, exc)
+                    yield from statuses
+        finally:
+            progress.shutdown()
 
 
 def _put(queue: Any, label: str, step: int, total: int) -> None:

@@ -1,11 +1,9 @@
-"""One registry per kind of plugin: datasets, methods, metrics.
+"""The harness's view of what is registered: built-ins, entry-point plugins, ``--plugin``.
 
-Built-ins register themselves with the decorators below when their package is
-discovered (every top-level module of ``benchmark.datasets``, ``methods`` and
-``metrics`` whose name does not start with ``_``). Third-party plugins arrive
-through the entry-point groups ``disbench.datasets``, ``disbench.methods`` and
-``disbench.metrics`` (the entry point names a module or object; loading it
-registers), or through ``--plugin some.module`` for quick local experiments.
+Classes register themselves with :func:`disbench.api.register`. On first use a registry
+imports the built-in modules of its kind (every module of ``disbench.datasets``,
+``disbench.methods`` or ``disbench.metrics`` whose name does not start with ``_``) and
+the installed entry points of its group, then answers from the API's table.
 """
 
 from __future__ import annotations
@@ -13,37 +11,23 @@ from __future__ import annotations
 import difflib
 import importlib
 import pkgutil
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from importlib.metadata import entry_points
-from typing import Any, Generic, TypeVar
+from typing import Any
 
-T = TypeVar("T")
+from disbench.api import KINDS, RegistryError, registered
 
-
-class RegistryError(LookupError):
-    """An unknown name, a duplicate registration or a plugin that fails to load."""
+__all__ = ["DATASETS", "METHODS", "METRICS", "Registry", "RegistryError", "load_plugin"]
 
 
-class Registry(Generic[T]):
-    """Name -> object, with a clear error listing the known names and the closest match."""
+class Registry:
+    """Name -> class of one kind, with a clear error listing the known names."""
 
-    def __init__(self, kind: str, group: str, builtin_package: str) -> None:
+    def __init__(self, kind: str, builtin_package: str) -> None:
         self.kind = kind
-        self.group = group
+        self.group = KINDS[kind][1]
         self.builtin_package = builtin_package
-        self._items: dict[str, T] = {}
-        self._origin: dict[str, str] = {}
         self._loaded = False
-
-    def add(self, name: str, item: T, origin: str = "") -> T:
-        if name in self._items and self._items[name] is not item:
-            raise RegistryError(
-                f"{self.kind} {name!r} is registered twice "
-                f"({self._origin[name] or 'unknown'} and {origin or 'unknown'})"
-            )
-        self._items[name] = item
-        self._origin[name] = origin
-        return item
 
     def load(self) -> None:
         """Import the built-ins and the installed entry-point plugins (once)."""
@@ -64,28 +48,29 @@ class Registry(Generic[T]):
                     f"{self.group} failed to load: {type(exc).__name__}: {exc}"
                 ) from exc
 
-    def get(self, name: str) -> T:
+    def _table(self) -> dict[str, tuple[type, str]]:
         self.load()
-        if name not in self._items:
-            known = sorted(self._items)
+        return registered(self.kind)
+
+    def get(self, name: str) -> Any:
+        table = self._table()
+        if name not in table:
+            known = sorted(table)
             close = difflib.get_close_matches(name, known, n=1)
             hint = f" (did you mean {close[0]!r}?)" if close else ""
             raise RegistryError(
                 f"unknown {self.kind} {name!r}{hint}; known {self.kind}s: {', '.join(known)}"
             )
-        return self._items[name]
+        return table[name][0]
 
     def names(self) -> list[str]:
-        self.load()
-        return sorted(self._items)
+        return sorted(self._table())
 
     def origin(self, name: str) -> str:
-        self.load()
-        return self._origin.get(name, "")
+        return self._table().get(name, (None, ""))[1]
 
     def __contains__(self, name: object) -> bool:
-        self.load()
-        return name in self._items
+        return name in self._table()
 
     def __iter__(self) -> Iterator[str]:
         return iter(self.names())
@@ -100,9 +85,9 @@ def _import(module: str, what: str) -> None:
         ) from exc
 
 
-DATASETS: Registry[Any] = Registry("dataset", "disbench.datasets", "benchmark.datasets")
-METHODS: Registry[Any] = Registry("method", "disbench.methods", "methods")
-METRICS: Registry[Any] = Registry("metric", "disbench.metrics", "metrics")
+DATASETS = Registry("dataset", "disbench.datasets")
+METHODS = Registry("method", "disbench.methods")
+METRICS = Registry("metric", "disbench.metrics")
 
 
 def load_plugin(module: str) -> None:
@@ -117,22 +102,3 @@ def load_plugin(module: str) -> None:
         raise RegistryError(
             f"--plugin {module!r} failed to import: {type(exc).__name__}: {exc}"
         ) from exc
-
-
-def register_dataset(name: str) -> Callable[[T], T]:
-    """Register a dataset factory (a class or function taking keyword parameters)."""
-
-    def deco(factory: T) -> T:
-        return DATASETS.add(name, factory, getattr(factory, "__module__", ""))
-
-    return deco
-
-
-def register_method(cls: T) -> T:
-    """Register a :class:`methods.base.Method` subclass under its ``name``."""
-    return METHODS.add(cls.name, cls, cls.__module__)  # type: ignore[attr-defined]
-
-
-def register_metric(metric: T) -> T:
-    """Register a :class:`metrics.base.Metric` under its ``name``."""
-    return METRICS.add(metric.name, metric, getattr(metric.compute, "__module__", ""))  # type: ignore[attr-defined]

@@ -12,8 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from benchmark.registry import METHODS, METRICS, RegistryError
-from benchmark.store import ResultsStore, atomic_write_text
+from disbench.registry import METHODS, METRICS, RegistryError
+from disbench.store import ResultsStore, atomic_write_text
 
 # Leaderboard column order: the Locatello et al. metrics first, then the rest alphabetically.
 _ORDER = [
@@ -198,6 +198,15 @@ def _paper_results() -> list[tuple[str, Any]]:
     return out
 
 
+def _code(env: dict[str, Any]) -> str:
+    """disbench's full commit (with "+ local changes" when the tree was dirty), else its
+    installed version."""
+    source = env.get("source", {})
+    if source.get("commit"):
+        return f"`{source['commit']}`" + (" + local changes" if source.get("dirty") else "")
+    return f"disbench {source.get('version') or 'unknown version'}"
+
+
 def write_leaderboard(
     records: list[dict[str, Any]], df: pd.DataFrame, plots: dict[str, Path], root: Path, path: Path
 ) -> None:
@@ -212,12 +221,12 @@ def write_leaderboard(
     ]
     profiles = sorted({r.get("profile", "") for r in records})
     devices = sorted({r["environment"].get("device_name", "?") for r in records})
-    commits = sorted({str(r["environment"].get("git_commit")) for r in records})
+    commits = sorted({_code(r["environment"]) for r in records})
     dates = sorted(r.get("created", "") for r in records)
     lines += [
         f"- Profile(s): {', '.join(profiles) or '-'}",
         f"- Hardware: {'; '.join(devices) or '-'}",
-        f"- Code: {', '.join(c[:12] for c in commits) or '-'}",
+        f"- Code: {', '.join(commits) or '-'}",
         f"- Runs: {len(records)} ({sum(r['status'] == 'ok' for r in records)} ok, "
         f"{sum(r['status'] != 'ok' for r in records)} failed), "
         f"{dates[0] if dates else '-'} to {dates[-1] if dates else '-'}",

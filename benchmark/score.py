@@ -19,8 +19,10 @@ from typing import Any
 
 import numpy as np
 
-from benchmark.registry import METRICS, RegistryError
-from metrics.base import EvalContext, MetricError
+from disbench.api import EvalContext
+from disbench.evaluate import run_metrics
+from disbench.overrides import parse_override
+from disbench.registry import METRICS, RegistryError
 
 REQUIRED = ("codes_train", "factors_train")
 OPTIONAL = ("codes_test", "factors_test")
@@ -119,27 +121,22 @@ def load_arrays(path: Path) -> dict[str, np.ndarray]:
     return out
 
 
-def _parse_value(text: str) -> Any:
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError:
-        return text  # a bare word such as fast
-
-
 def parse_settings(items: list[str], names: list[str]) -> dict[str, dict[str, Any]]:
     """``--set`` items -> {metric or "*": {key: value}}."""
     out: dict[str, dict[str, Any]] = {}
     for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
+        try:
+            keys, value = parse_override(item, example="dci.mode=fast")
+        except ValueError as exc:
+            raise ScoreInputError(str(exc)) from exc
+        if len(keys) > 2:
             raise ScoreInputError(f"--set {item!r}: expected [METRIC.]KEY=VALUE")
-        metric, dot, setting = key.rpartition(".")
-        metric = metric if dot else "*"
+        metric, setting = keys if len(keys) == 2 else ("*", keys[0])
         if metric != "*" and metric not in names:
             raise ScoreInputError(
                 f"--set {item!r}: {metric!r} is not one of the chosen metrics ({', '.join(names)})"
             )
-        out.setdefault(metric, {})[setting] = _parse_value(value)
+        out.setdefault(metric, {})[setting] = value
     return out
 
 
@@ -162,8 +159,7 @@ def score(
     unknown = sorted(set(overrides.get("*", {})) - known)
     if unknown:
         raise ScoreInputError(f"--set: no chosen metric has the setting(s) {unknown}")
-    scores: dict[str, dict[str, float]] = {}
-    errors: dict[str, str] = {}
+    settings: dict[str, dict[str, Any]] = {}
     for name in names:
         metric = METRICS.get(name)
         given = {
@@ -174,19 +170,10 @@ def score(
         given.update({k: v for k, v in overrides.get("*", {}).items() if k in metric.defaults})
         given.update(overrides.get(name, {}))
         try:
-            settings = metric.settings(given)
+            settings[name] = metric.settings(given)
         except ValueError as exc:
             raise ScoreInputError(f"--set: {exc}") from exc
-        try:
-            result = metric.compute(ctx, settings)
-        except MetricError as exc:
-            errors[name] = str(exc)
-            continue
-        bad = [k for k, v in result.items() if not np.isfinite(v)]
-        if bad:
-            errors[name] = f"non-finite value for {bad}"
-        else:
-            scores[name] = {k: float(v) for k, v in result.items()}
+    scores, errors, _ = run_metrics(ctx, settings)
     return scores, errors, list(ctx.notes)
 
 

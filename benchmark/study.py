@@ -17,11 +17,12 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from benchmark.registry import DATASETS, METHODS, METRICS, RegistryError
-from methods.base import TrainBudget
+from disbench.api import TrainBudget
+from disbench.overrides import parse_override
+from disbench.registry import DATASETS, METHODS, METRICS, RegistryError
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
-SPEC_VERSION = 1  # bump when the meaning of a spec changes, so old ids are not reused
+SPEC_VERSION = 2  # bump when the meaning of a spec changes, so old ids are not reused
 
 _TOP_KEYS = {
     "description",
@@ -60,7 +61,12 @@ class DatasetSpec:
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One model to train and score. ``train_id`` covers training; ``id`` adds evaluation."""
+    """One model to train and score. ``train_id`` covers training; ``id`` adds evaluation.
+
+    ``versions`` holds the declared version of the dataset, the method and each metric
+    (``{"dataset": 1, "method": 1, "metrics": {"mig": 1}}``): a component whose behaviour
+    changed bumps its version, and so gets new ids instead of stale records and models.
+    """
 
     dataset: DatasetSpec
     method: str
@@ -69,6 +75,7 @@ class RunSpec:
     budget: TrainBudget
     eval_seed: int
     metrics: dict[str, dict[str, Any]]
+    versions: dict[str, Any]
 
     def train_part(self) -> dict[str, Any]:
         return {
@@ -78,10 +85,27 @@ class RunSpec:
             "hparams": self.hparams,
             "seed": self.seed,
             "budget": asdict(self.budget),
+            "code_versions": {k: self.versions[k] for k in ("dataset", "method")},
+        }
+
+    def eval_part(self) -> dict[str, Any]:
+        return {
+            "eval_seed": self.eval_seed,
+            "metrics": self.metrics,
+            "metric_versions": self.versions["metrics"],
         }
 
     def to_dict(self) -> dict[str, Any]:
-        return {**self.train_part(), "eval_seed": self.eval_seed, "metrics": self.metrics}
+        return {
+            "dataset": asdict(self.dataset),
+            "method": self.method,
+            "hparams": self.hparams,
+            "seed": self.seed,
+            "budget": asdict(self.budget),
+            "eval_seed": self.eval_seed,
+            "metrics": self.metrics,
+            "versions": self.versions,
+        }
 
     @property
     def train_id(self) -> str:
@@ -89,9 +113,7 @@ class RunSpec:
 
     @property
     def id(self) -> str:
-        return _digest(
-            {"train_id": self.train_id, "eval_seed": self.eval_seed, "metrics": self.metrics}
-        )
+        return _digest({"train_id": self.train_id, **self.eval_part()})
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> RunSpec:
@@ -103,6 +125,7 @@ class RunSpec:
             budget=TrainBudget(**d["budget"]),
             eval_seed=d["eval_seed"],
             metrics=d["metrics"],
+            versions=d["versions"],
         )
 
 
@@ -137,18 +160,6 @@ def profile_path(profile: str) -> Path:
     return builtin
 
 
-def parse_override(text: str) -> tuple[list[str], Any]:
-    """``train.steps=100`` -> (["train", "steps"], 100); values are TOML, else strings."""
-    if "=" not in text:
-        raise ProfileError(f"--set {text!r}: expected KEY=VALUE, e.g. train.steps=100")
-    key, value = text.split("=", 1)
-    try:
-        parsed = tomllib.loads(f"v = {value}")["v"]
-    except tomllib.TOMLDecodeError:
-        parsed = value
-    return [part.strip('"') for part in key.strip().split(".")], parsed
-
-
 def load_profile(profile: str, overrides: list[str] | None = None) -> Study:
     path = profile_path(profile)
     try:
@@ -156,7 +167,10 @@ def load_profile(profile: str, overrides: list[str] | None = None) -> Study:
     except tomllib.TOMLDecodeError as exc:
         raise ProfileError(f"profile {path}: invalid TOML: {exc}") from exc
     for text in overrides or []:
-        keys, value = parse_override(text)
+        try:
+            keys, value = parse_override(text)
+        except ValueError as exc:
+            raise ProfileError(str(exc)) from exc
         node = raw
         for k in keys[:-1]:
             node = node.setdefault(k, {})
@@ -305,7 +319,13 @@ def expand(raw: dict[str, Any], name: str, where: str) -> Study:
             else datasets
         )
         for ds, hp, seed in itertools.product(m_data, _grid(cls, conf, where, key), m_seeds):
-            runs.append(RunSpec(ds, mname, hp, seed, TrainBudget(steps, batch), eval_seed, metrics))
+            versions = {
+                "dataset": DATASETS.get(ds.name).version,
+                "method": cls.version,
+                "metrics": {name: METRICS.get(name).version for name in metrics},
+            }
+            budget = TrainBudget(steps, batch)
+            runs.append(RunSpec(ds, mname, hp, seed, budget, eval_seed, metrics, versions))
     ids = [r.id for r in runs]
     _require(len(set(ids)) == len(ids), where, "two runs expand to the same spec")
     return Study(name, raw.get("description", ""), runs, execution, raw)

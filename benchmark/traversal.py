@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmark.datasets.base import GroundTruthDataset
+from disbench.api import GroundTruthDataset
 
 
 def traversal_grid(

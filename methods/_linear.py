@@ -9,8 +9,7 @@ import numpy as np
 from sklearn.decomposition import FastICA
 from sklearn.exceptions import ConvergenceWarning
 
-from benchmark.datasets.base import GroundTruthDataset
-from methods.base import Representation
+from disbench.api import GroundTruthDataset, Representation
 
 
 class SklearnRepresentation(Representation):

@@ -12,11 +12,12 @@ from typing import Any, ClassVar
 
 import torch
 
-from benchmark.registry import register_method
-from methods.nn.vae import VAE_DEFAULTS, LatentTerms, VAEMethod
+from disbench.api import register
+from disbench.methods.nn.vae import VAE_DEFAULTS, LatentTerms
+from disbench.methods.nn.vae_method import VAEMethod
 
 
-@register_method
+@register
 class AE(VAEMethod):
     name: ClassVar[str] = "ae"
     description: ClassVar[str] = "plain autoencoder with the reference conv networks (no prior)"

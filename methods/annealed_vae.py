@@ -14,10 +14,9 @@ from typing import Any, ClassVar
 import torch
 from torch import Tensor
 
-from benchmark.datasets.base import GroundTruthDataset
-from benchmark.registry import register_method
-from methods.base import FitContext, TrainBudget
-from methods.nn.vae import VAE_DEFAULTS, LatentTerms, VAEMethod
+from disbench.api import FitContext, GroundTruthDataset, TrainBudget, register
+from disbench.methods.nn.vae import VAE_DEFAULTS, LatentTerms
+from disbench.methods.nn.vae_method import VAEMethod
 
 
 def capacity(c_max: float | Tensor, step: int | Tensor, iteration_threshold: Any) -> Tensor:
@@ -29,7 +28,7 @@ def capacity(c_max: float | Tensor, step: int | Tensor, iteration_threshold: Any
     return torch.minimum(c_max, c_max * step / iteration_threshold)
 
 
-@register_method
+@register
 class AnnealedVAE(VAEMethod):
     name: ClassVar[str] = "annealed_vae"
     description: ClassVar[str] = (

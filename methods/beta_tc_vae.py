@@ -11,12 +11,13 @@ from typing import Any, ClassVar
 
 import torch
 
-from benchmark.registry import register_method
-from methods.nn.losses import total_correlation
-from methods.nn.vae import VAE_DEFAULTS, LatentTerms, VAEMethod
+from disbench.api import register
+from disbench.methods.nn.losses import total_correlation
+from disbench.methods.nn.vae import VAE_DEFAULTS, LatentTerms
+from disbench.methods.nn.vae_method import VAEMethod
 
 
-@register_method
+@register
 class BetaTCVAE(VAEMethod):
     name: ClassVar[str] = "beta_tc_vae"
     description: ClassVar[str] = "beta-TCVAE (Chen et al. 2018): total correlation weighted by beta"

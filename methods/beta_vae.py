@@ -7,11 +7,12 @@ from typing import Any, ClassVar
 
 import torch
 
-from benchmark.registry import register_method
-from methods.nn.vae import VAE_DEFAULTS, LatentTerms, VAEMethod
+from disbench.api import register
+from disbench.methods.nn.vae import VAE_DEFAULTS, LatentTerms
+from disbench.methods.nn.vae_method import VAEMethod
 
 
-@register_method
+@register
 class BetaVAE(VAEMethod):
     name: ClassVar[str] = "beta_vae"
     description: ClassVar[str] = "beta-VAE (Higgins et al. 2017): KL weighted by beta"

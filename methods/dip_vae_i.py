@@ -11,12 +11,13 @@ from typing import Any, ClassVar
 
 import torch
 
-from benchmark.registry import register_method
-from methods.nn.losses import covariance, dip_penalty
-from methods.nn.vae import VAE_DEFAULTS, LatentTerms, VAEMethod
+from disbench.api import register
+from disbench.methods.nn.losses import covariance, dip_penalty
+from disbench.methods.nn.vae import VAE_DEFAULTS, LatentTerms
+from disbench.methods.nn.vae_method import VAEMethod
 
 
-@register_method
+@register
 class DIPVAEI(VAEMethod):
     name: ClassVar[str] = "dip_vae_i"
     description: ClassVar[str] = "DIP-VAE-I (Kumar et al. 2018): covariance of the means -> I"

@@ -33,16 +33,22 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from benchmark.datasets.base import GroundTruthDataset
-from benchmark.registry import register_method
-from methods.base import FitContext, Method, PaperResult, Representation, TrainBudget
-from methods.diffusion.pretrain import (
+from disbench.api import (
+    FitContext,
+    GroundTruthDataset,
+    Method,
+    PaperResult,
+    Representation,
+    TrainBudget,
+    register,
+)
+from disbench.methods.diffusion.pretrain import (
     PretrainedDPM,
     pretrained_dpm,
     sample_images,
     warmup_factor,
 )
-from methods.diffusion.unet import SubGradientDecoder
+from disbench.methods.diffusion.unet import SubGradientDecoder
 
 _SOURCE = "Yang et al., NeurIPS 2023, Table 1 (mean over seeds; checked via the wizwand listing)"
 # The paper's verified numbers, on the published datasets they name (never computed here).
@@ -348,7 +354,7 @@ def train_phase3(
     return encoder, decoder, logs
 
 
-@register_method
+@register
 class DisDiff(Method):
     name: ClassVar[str] = "disdiff"
     description: ClassVar[str] = (

@@ -17,12 +17,13 @@ from typing import Any, ClassVar
 
 import torch
 
-from benchmark.registry import register_method
-from methods.nn.losses import density_ratio_tc
-from methods.nn.vae import VAE_DEFAULTS, LatentTerms, VAEMethod
+from disbench.api import register
+from disbench.methods.nn.losses import density_ratio_tc
+from disbench.methods.nn.vae import VAE_DEFAULTS, LatentTerms
+from disbench.methods.nn.vae_method import VAEMethod
 
 
-@register_method
+@register
 class FactorVAE(VAEMethod):
     name: ClassVar[str] = "factor_vae"
     description: ClassVar[str] = "FactorVAE (Kim & Mnih 2018): TC penalised via a discriminator"

@@ -26,9 +26,16 @@ import numpy as np
 from sklearn.decomposition import FastICA
 from sklearn.neighbors import NearestNeighbors
 
-from benchmark.datasets.base import GroundTruthDataset
-from benchmark.registry import register_method
-from methods._hessian import (
+from disbench.api import (
+    FitContext,
+    GroundTruthDataset,
+    Method,
+    PaperResult,
+    Representation,
+    TrainBudget,
+    register,
+)
+from disbench.methods._hessian import (
     check_neighbours,
     count_components,
     distinct_rows,
@@ -38,8 +45,7 @@ from methods._hessian import (
     null_embedding,
     tangent_affine_extension,
 )
-from methods._linear import fit_ica
-from methods.base import FitContext, Method, PaperResult, Representation, TrainBudget
+from disbench.methods._linear import fit_ica
 
 RENDER_CHUNK = 1024  # observations rendered at once while sampling the training set
 
@@ -88,7 +94,7 @@ class HLLEICARepresentation(Representation):
         return self.ica.transform(self.embed(x))
 
 
-@register_method
+@register
 class HLLEICA(Method):
     name: ClassVar[str] = "hlle_ica"
     description: ClassVar[str] = (

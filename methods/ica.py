@@ -15,13 +15,18 @@ from typing import Any, ClassVar
 from sklearn.decomposition import PCA
 from sklearn.pipeline import make_pipeline
 
-from benchmark.datasets.base import GroundTruthDataset
-from benchmark.registry import register_method
-from methods._linear import SklearnRepresentation, fit_ica, n_components, sample_flat
-from methods.base import FitContext, Method, Representation, TrainBudget
+from disbench.api import (
+    FitContext,
+    GroundTruthDataset,
+    Method,
+    Representation,
+    TrainBudget,
+    register,
+)
+from disbench.methods._linear import SklearnRepresentation, fit_ica, n_components, sample_flat
 
 
-@register_method
+@register
 class FastICAMethod(Method):
     name: ClassVar[str] = "fastica"
     description: ClassVar[str] = "FastICA on flattened pixels (PCA whitening, then ICA rotation)"

@@ -42,15 +42,20 @@ import torch
 from sklearn.decomposition import FastICA
 from sklearn.neighbors import NearestNeighbors
 
-from benchmark.datasets.base import GroundTruthDataset
-from benchmark.registry import register_method
-from methods._hessian import distinct_rows, flush_subnormals, neighbourhoods
-from methods._linear import fit_ica
-from methods.base import FitContext, Method, Representation, TrainBudget
-from methods.hlle_ica import sample_observations
-from methods.nn import losses
-from methods.nn.architectures import init_like_tf
-from methods.nn.vae import (
+from disbench.api import (
+    FitContext,
+    GroundTruthDataset,
+    Method,
+    Representation,
+    TrainBudget,
+    register,
+)
+from disbench.methods._hessian import distinct_rows, flush_subnormals, neighbourhoods
+from disbench.methods._linear import fit_ica
+from disbench.methods.hlle_ica import sample_observations
+from disbench.methods.nn import losses
+from disbench.methods.nn.architectures import init_like_tf
+from disbench.methods.nn.vae import (
     AutoEncoder,
     LossCurve,
     VAERepresentation,
@@ -113,7 +118,7 @@ class Pool:
         return anchors, self.partner[ids, slot], self.dist[ids, slot]
 
 
-@register_method
+@register
 class LocalIsometryAE(Method):
     name: ClassVar[str] = "li_ae"
     description: ClassVar[str] = (

@@ -6,13 +6,18 @@ from typing import Any, ClassVar
 
 from sklearn.decomposition import PCA
 
-from benchmark.datasets.base import GroundTruthDataset
-from benchmark.registry import register_method
-from methods._linear import SklearnRepresentation, n_components, sample_flat
-from methods.base import FitContext, Method, Representation, TrainBudget
+from disbench.api import (
+    FitContext,
+    GroundTruthDataset,
+    Method,
+    Representation,
+    TrainBudget,
+    register,
+)
+from disbench.methods._linear import SklearnRepresentation, n_components, sample_flat
 
 
-@register_method
+@register
 class PCAMethod(Method):
     name: ClassVar[str] = "pca"
     description: ClassVar[str] = "PCA on flattened pixels (codes = top principal components)"

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmark.datasets.base import GroundTruthDataset
+from disbench.api import GroundTruthDataset
 
 KINDS = ("perfect", "permuted", "rotated", "mixed")
 

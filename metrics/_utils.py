@@ -15,8 +15,7 @@ from typing import TypeVar
 import numpy as np
 from threadpoolctl import threadpool_limits
 
-from benchmark.datasets.base import GroundTruthDataset
-from metrics.base import MetricError
+from disbench.api import GroundTruthDataset, MetricError
 
 T = TypeVar("T")
 R = TypeVar("R")

@@ -15,17 +15,15 @@ and random draws here come from a ``numpy.random.Generator`` seeded by the evalu
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
-from benchmark.datasets.base import GroundTruthDataset
-from benchmark.registry import register_metric
-from metrics._utils import CHUNK, Encoder, encode_factors
-from metrics.base import EvalContext, Metric, MetricError
+from disbench.api import EvalContext, GroundTruthDataset, Metric, MetricError, register
+from disbench.metrics._utils import CHUNK, Encoder, encode_factors
 
 
 def training_points(
@@ -89,27 +87,25 @@ def beta_vae_score(
     }
 
 
-def _compute(ctx: EvalContext, settings: dict[str, Any]) -> dict[str, float]:
-    if ctx.dataset is None:
-        raise MetricError("beta_vae samples its own interventions and needs a dataset")
-    return beta_vae_score(
-        ctx.dataset,
-        ctx.encode_observations,
-        ctx.rng("beta_vae"),
-        random_state=ctx.random_state("beta_vae:classifier"),
-        batch_size=settings["batch_size"],
-        num_train=settings["num_train"],
-        num_eval=settings["num_eval"],
+@register
+class BetaVaeMetric(Metric):
+    name: ClassVar[str] = "beta_vae"
+    description: ClassVar[str] = (
+        "BetaVAE score: linear classifier names the fixed factor from code differences"
     )
+    primary: ClassVar[str] = "eval_accuracy"
+    defaults: ClassVar[dict[str, Any]] = {"batch_size": 64, "num_train": 10000, "num_eval": 5000}
+    needs_dataset: ClassVar[bool] = True
 
-
-METRIC = register_metric(
-    Metric(
-        name="beta_vae",
-        description="BetaVAE score: linear classifier names the fixed factor from code differences",
-        primary="eval_accuracy",
-        defaults={"batch_size": 64, "num_train": 10000, "num_eval": 5000},
-        compute=_compute,
-        needs_dataset=True,
-    )
-)
+    def compute(self, ctx: EvalContext, settings: dict[str, Any]) -> dict[str, float]:
+        if ctx.dataset is None:
+            raise MetricError("beta_vae samples its own interventions and needs a dataset")
+        return beta_vae_score(
+            ctx.dataset,
+            ctx.encode_observations,
+            ctx.rng("beta_vae"),
+            random_state=ctx.random_state("beta_vae:classifier"),
+            batch_size=settings["batch_size"],
+            num_train=settings["num_train"],
+            num_eval=settings["num_eval"],
+        )

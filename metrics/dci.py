@@ -25,15 +25,14 @@ Modes (setting ``mode``):
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.ensemble import GradientBoostingClassifier
 
-from benchmark.registry import register_metric
-from metrics import _hist_boost
-from metrics._utils import check_pair, parallel_map, varying_factors
-from metrics.base import EvalContext, Metric, MetricError
+from disbench.api import EvalContext, Metric, MetricError, register
+from disbench.metrics import _hist_boost
+from disbench.metrics._utils import check_pair, parallel_map, varying_factors
 
 MODES = ("exact", "fast")
 
@@ -146,33 +145,31 @@ def dci(
     }
 
 
-def _compute(ctx: EvalContext, settings: dict[str, Any]) -> dict[str, float]:
-    codes_train, factors_train = ctx.points("train", settings["num_train"])
-    codes_test, factors_test = ctx.points("test", settings["num_test"])
-    return dci(
-        codes_train,
-        factors_train,
-        codes_test,
-        factors_test,
-        mode=settings["mode"],
-        random_state=ctx.random_state("dci"),
-        n_jobs=settings["n_jobs"],
-        num_bins=settings["num_bins"],
+@register
+class DciMetric(Metric):
+    name: ClassVar[str] = "dci"
+    description: ClassVar[str] = (
+        "DCI disentanglement, completeness, informativeness (boosted trees)"
     )
+    primary: ClassVar[str] = "disentanglement"
+    defaults: ClassVar[dict[str, Any]] = {
+        "num_train": 10000,
+        "num_test": 5000,
+        "mode": "exact",
+        "n_jobs": 0,
+        "num_bins": 64,
+    }
 
-
-METRIC = register_metric(
-    Metric(
-        name="dci",
-        description="DCI disentanglement, completeness, informativeness (boosted trees)",
-        primary="disentanglement",
-        defaults={
-            "num_train": 10000,
-            "num_test": 5000,
-            "mode": "exact",
-            "n_jobs": 0,
-            "num_bins": 64,
-        },
-        compute=_compute,
-    )
-)
+    def compute(self, ctx: EvalContext, settings: dict[str, Any]) -> dict[str, float]:
+        codes_train, factors_train = ctx.points("train", settings["num_train"])
+        codes_test, factors_test = ctx.points("test", settings["num_test"])
+        return dci(
+            codes_train,
+            factors_train,
+            codes_test,
+            factors_test,
+            mode=settings["mode"],
+            random_state=ctx.random_state("dci"),
+            n_jobs=settings["n_jobs"],
+            num_bins=settings["num_bins"],
+        )

@@ -23,14 +23,12 @@ Differences from disentanglement_lib, all documented here:
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from benchmark.datasets.base import GroundTruthDataset
-from benchmark.registry import register_metric
-from metrics._utils import CHUNK, Encoder, encode_factors
-from metrics.base import EvalContext, Metric, MetricError
+from disbench.api import EvalContext, GroundTruthDataset, Metric, MetricError, register
+from disbench.metrics._utils import CHUNK, Encoder, encode_factors
 
 
 def global_variances(
@@ -112,34 +110,32 @@ def factor_vae_score(
     }
 
 
-def _compute(ctx: EvalContext, settings: dict[str, Any]) -> dict[str, float]:
-    if ctx.dataset is None:
-        raise MetricError("factor_vae samples its own interventions and needs a dataset")
-    return factor_vae_score(
-        ctx.dataset,
-        ctx.encode_observations,
-        ctx.rng("factor_vae"),
-        batch_size=settings["batch_size"],
-        num_train=settings["num_train"],
-        num_eval=settings["num_eval"],
-        num_variance_estimate=settings["num_variance_estimate"],
-        prune_threshold=settings["prune_threshold"],
+@register
+class FactorVaeMetric(Metric):
+    name: ClassVar[str] = "factor_vae"
+    description: ClassVar[str] = (
+        "FactorVAE score: majority vote of the least-varying code per fixed factor"
     )
+    primary: ClassVar[str] = "eval_accuracy"
+    defaults: ClassVar[dict[str, Any]] = {
+        "batch_size": 64,
+        "num_train": 10000,
+        "num_eval": 5000,
+        "num_variance_estimate": 10000,
+        "prune_threshold": 0.05,
+    }
+    needs_dataset: ClassVar[bool] = True
 
-
-METRIC = register_metric(
-    Metric(
-        name="factor_vae",
-        description="FactorVAE score: majority vote of the least-varying code per fixed factor",
-        primary="eval_accuracy",
-        defaults={
-            "batch_size": 64,
-            "num_train": 10000,
-            "num_eval": 5000,
-            "num_variance_estimate": 10000,
-            "prune_threshold": 0.05,
-        },
-        compute=_compute,
-        needs_dataset=True,
-    )
-)
+    def compute(self, ctx: EvalContext, settings: dict[str, Any]) -> dict[str, float]:
+        if ctx.dataset is None:
+            raise MetricError("factor_vae samples its own interventions and needs a dataset")
+        return factor_vae_score(
+            ctx.dataset,
+            ctx.encode_observations,
+            ctx.rng("factor_vae"),
+            batch_size=settings["batch_size"],
+            num_train=settings["num_train"],
+            num_eval=settings["num_eval"],
+            num_variance_estimate=settings["num_variance_estimate"],
+            prune_threshold=settings["prune_threshold"],
+        )

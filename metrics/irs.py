@@ -12,13 +12,12 @@ codes weighted by their largest deviation. Uses the train split only.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from benchmark.registry import register_metric
-from metrics._utils import check_pair, histogram_discretize
-from metrics.base import EvalContext, Metric
+from disbench.api import EvalContext, Metric, register
+from disbench.metrics._utils import check_pair, histogram_discretize
 
 
 def irs_matrix(factors: np.ndarray, codes: np.ndarray, diff_quantile: float = 0.99) -> np.ndarray:
@@ -61,17 +60,15 @@ def irs(
     return {"IRS": float(score), "num_active_dims": float(active.sum())}
 
 
-def _compute(ctx: EvalContext, settings: dict[str, Any]) -> dict[str, float]:
-    codes, factors = ctx.points("train", settings["num_train"])
-    return irs(codes, factors, settings["diff_quantile"], settings["num_bins"])
-
-
-METRIC = register_metric(
-    Metric(
-        name="irs",
-        description="Interventional Robustness Score (code stability under other factors' changes)",
-        primary="IRS",
-        defaults={"num_train": 10000, "diff_quantile": 0.99, "num_bins": 20},
-        compute=_compute,
+@register
+class IrsMetric(Metric):
+    name: ClassVar[str] = "irs"
+    description: ClassVar[str] = (
+        "Interventional Robustness Score (code stability under other factors' changes)"
     )
-)
+    primary: ClassVar[str] = "IRS"
+    defaults: ClassVar[dict[str, Any]] = {"num_train": 10000, "diff_quantile": 0.99, "num_bins": 20}
+
+    def compute(self, ctx: EvalContext, settings: dict[str, Any]) -> dict[str, float]:
+        codes, factors = ctx.points("train", settings["num_train"])
+        return irs(codes, factors, settings["diff_quantile"], settings["num_bins"])

@@ -11,14 +11,13 @@ positions) when a dataset is known, else the integer factor indices.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from benchmark.registry import register_metric
-from metrics._utils import check_codes
-from metrics.base import EvalContext, Metric, MetricError
+from disbench.api import EvalContext, Metric, MetricError, register
+from disbench.metrics._utils import check_codes
 
 
 def abs_correlation(codes: np.ndarray, values: np.ndarray) -> np.ndarray:
@@ -59,18 +58,16 @@ def mcc(codes: np.ndarray, values: np.ndarray) -> dict[str, float]:
     return {"MCC": float(corr[rows, cols].sum() / values.shape[1])}
 
 
-def _compute(ctx: EvalContext, settings: dict[str, Any]) -> dict[str, float]:
-    codes, factors = ctx.points("train", settings["num_train"])
-    values = factors if ctx.dataset is None else ctx.dataset.factor_values(factors)
-    return mcc(codes, values)
-
-
-METRIC = register_metric(
-    Metric(
-        name="mcc",
-        description="Mean absolute correlation of codes and factors after optimal matching",
-        primary="MCC",
-        defaults={"num_train": 10000},
-        compute=_compute,
+@register
+class MccMetric(Metric):
+    name: ClassVar[str] = "mcc"
+    description: ClassVar[str] = (
+        "Mean absolute correlation of codes and factors after optimal matching"
     )
-)
+    primary: ClassVar[str] = "MCC"
+    defaults: ClassVar[dict[str, Any]] = {"num_train": 10000}
+
+    def compute(self, ctx: EvalContext, settings: dict[str, Any]) -> dict[str, float]:
+        codes, factors = ctx.points("train", settings["num_train"])
+        values = factors if ctx.dataset is None else ctx.dataset.factor_values(factors)
+        return mcc(codes, values)

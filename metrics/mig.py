@@ -8,19 +8,18 @@ and the gaps are averaged over factors. Uses the train split only.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from benchmark.registry import register_metric
-from metrics._utils import (
+from disbench.api import EvalContext, Metric, MetricError, register
+from disbench.metrics._utils import (
     check_pair,
     discrete_entropy,
     discrete_mutual_info,
     histogram_discretize,
     varying_factors,
 )
-from metrics.base import EvalContext, Metric, MetricError
 
 
 def mig(codes: np.ndarray, factors: np.ndarray, num_bins: int = 20) -> dict[str, float]:
@@ -47,17 +46,15 @@ def mig(codes: np.ndarray, factors: np.ndarray, num_bins: int = 20) -> dict[str,
     return {"discrete_mig": float(np.mean((top[0] - top[1]) / discrete_entropy(factors)))}
 
 
-def _compute(ctx: EvalContext, settings: dict[str, Any]) -> dict[str, float]:
-    codes, factors = ctx.points("train", settings["num_train"])
-    return mig(codes, factors, settings["num_bins"])
-
-
-METRIC = register_metric(
-    Metric(
-        name="mig",
-        description="Mutual Information Gap (histogram MI, normalised by factor entropy)",
-        primary="discrete_mig",
-        defaults={"num_train": 10000, "num_bins": 20},
-        compute=_compute,
+@register
+class MigMetric(Metric):
+    name: ClassVar[str] = "mig"
+    description: ClassVar[str] = (
+        "Mutual Information Gap (histogram MI, normalised by factor entropy)"
     )
-)
+    primary: ClassVar[str] = "discrete_mig"
+    defaults: ClassVar[dict[str, Any]] = {"num_train": 10000, "num_bins": 20}
+
+    def compute(self, ctx: EvalContext, settings: dict[str, Any]) -> dict[str, float]:
+        codes, factors = ctx.points("train", settings["num_train"])
+        return mig(codes, factors, settings["num_bins"])

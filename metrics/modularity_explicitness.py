@@ -13,22 +13,21 @@
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from scipy.stats import rankdata
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 
-from benchmark.registry import register_metric
-from metrics._utils import (
+from disbench.api import EvalContext, Metric, MetricError, register
+from disbench.metrics._utils import (
     check_pair,
     discrete_mutual_info,
     histogram_discretize,
     parallel_map,
     varying_factors,
 )
-from metrics.base import EvalContext, Metric, MetricError
 
 
 def modularity(mutual_information: np.ndarray) -> float:
@@ -125,20 +124,23 @@ def modularity_explicitness(
     }
 
 
-def _compute(ctx: EvalContext, settings: dict[str, Any]) -> dict[str, float]:
-    codes, factors = ctx.points("train", settings["num_train"])
-    codes_test, factors_test = ctx.points("test", settings["num_test"])
-    return modularity_explicitness(
-        codes, factors, codes_test, factors_test, settings["num_bins"], settings["n_jobs"]
+@register
+class ModularityExplicitnessMetric(Metric):
+    name: ClassVar[str] = "modularity_explicitness"
+    description: ClassVar[str] = (
+        "Modularity (one-hot MI profile per code) and explicitness (logistic ROC-AUC)"
     )
+    primary: ClassVar[str] = "modularity_score"
+    defaults: ClassVar[dict[str, Any]] = {
+        "num_train": 10000,
+        "num_test": 5000,
+        "num_bins": 20,
+        "n_jobs": 0,
+    }
 
-
-METRIC = register_metric(
-    Metric(
-        name="modularity_explicitness",
-        description="Modularity (one-hot MI profile per code) and explicitness (logistic ROC-AUC)",
-        primary="modularity_score",
-        defaults={"num_train": 10000, "num_test": 5000, "num_bins": 20, "n_jobs": 0},
-        compute=_compute,
-    )
-)
+    def compute(self, ctx: EvalContext, settings: dict[str, Any]) -> dict[str, float]:
+        codes, factors = ctx.points("train", settings["num_train"])
+        codes_test, factors_test = ctx.points("test", settings["num_test"])
+        return modularity_explicitness(
+            codes, factors, codes_test, factors_test, settings["num_bins"], settings["n_jobs"]
+        )

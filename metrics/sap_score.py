@@ -15,15 +15,14 @@ mean over factors of the gap between the best and second-best code.
 from __future__ import annotations
 
 import warnings
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.svm import LinearSVC
 
-from benchmark.registry import register_metric
-from metrics._utils import check_pair, parallel_map, varying_factors
-from metrics.base import EvalContext, Metric, MetricError
+from disbench.api import EvalContext, Metric, MetricError, register
+from disbench.metrics._utils import check_pair, parallel_map, varying_factors
 
 
 def _accuracy(code: np.ndarray, y: np.ndarray, code_test: np.ndarray, y_test: np.ndarray) -> float:
@@ -99,25 +98,28 @@ def sap(
     return {"SAP_score": float(np.mean(top[-1] - top[-2]))}
 
 
-def _compute(ctx: EvalContext, settings: dict[str, Any]) -> dict[str, float]:
-    codes, factors = ctx.points("train", settings["num_train"])
-    codes_test, factors_test = ctx.points("test", settings["num_test"])
-    return sap(
-        codes,
-        factors,
-        codes_test,
-        factors_test,
-        bool(settings["continuous_factors"]),
-        settings["n_jobs"],
+@register
+class SapScoreMetric(Metric):
+    name: ClassVar[str] = "sap_score"
+    description: ClassVar[str] = (
+        "SAP: gap between the two codes that best predict each factor on their own"
     )
+    primary: ClassVar[str] = "SAP_score"
+    defaults: ClassVar[dict[str, Any]] = {
+        "num_train": 10000,
+        "num_test": 5000,
+        "continuous_factors": False,
+        "n_jobs": 0,
+    }
 
-
-METRIC = register_metric(
-    Metric(
-        name="sap_score",
-        description="SAP: gap between the two codes that best predict each factor on their own",
-        primary="SAP_score",
-        defaults={"num_train": 10000, "num_test": 5000, "continuous_factors": False, "n_jobs": 0},
-        compute=_compute,
-    )
-)
+    def compute(self, ctx: EvalContext, settings: dict[str, Any]) -> dict[str, float]:
+        codes, factors = ctx.points("train", settings["num_train"])
+        codes_test, factors_test = ctx.points("test", settings["num_test"])
+        return sap(
+            codes,
+            factors,
+            codes_test,
+            factors_test,
+            bool(settings["continuous_factors"]),
+            settings["n_jobs"],
+        )

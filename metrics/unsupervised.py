@@ -15,13 +15,12 @@ Lower is "more factorised" for all four.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from benchmark.registry import register_metric
-from metrics._utils import check_codes, discrete_mutual_info, histogram_discretize
-from metrics.base import EvalContext, Metric, MetricError
+from disbench.api import EvalContext, Metric, MetricError, register
+from disbench.metrics._utils import check_codes, discrete_mutual_info, histogram_discretize
 
 
 def gaussian_total_correlation(cov: np.ndarray) -> float:
@@ -80,18 +79,16 @@ def unsupervised(codes: np.ndarray, num_bins: int = 20) -> dict[str, float]:
     }
 
 
-def _compute(ctx: EvalContext, settings: dict[str, Any]) -> dict[str, float]:
-    codes, _ = ctx.points("train", settings["num_train"])
-    return unsupervised(codes, settings["num_bins"])
-
-
-METRIC = register_metric(
-    Metric(
-        name="unsupervised",
-        description="Gaussian total correlation, Wasserstein correlation and mean MI of the codes",
-        primary="gaussian_total_correlation",
-        defaults={"num_train": 10000, "num_bins": 20},
-        compute=_compute,
-        higher_is_better=False,
+@register
+class UnsupervisedMetric(Metric):
+    name: ClassVar[str] = "unsupervised"
+    description: ClassVar[str] = (
+        "Gaussian total correlation, Wasserstein correlation and mean MI of the codes"
     )
-)
+    primary: ClassVar[str] = "gaussian_total_correlation"
+    defaults: ClassVar[dict[str, Any]] = {"num_train": 10000, "num_bins": 20}
+    higher_is_better: ClassVar[bool] = False
+
+    def compute(self, ctx: EvalContext, settings: dict[str, Any]) -> dict[str, float]:
+        codes, _ = ctx.points("train", settings["num_train"])
+        return unsupervised(codes, settings["num_bins"])

@@ -43,14 +43,14 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
-from benchmark.datasets.blobs import Blobs  # noqa: E402
-from benchmark.environment import device_name  # noqa: E402
-from methods.base import FitContext, TrainBudget  # noqa: E402
-from methods.diffusion.first_stage import build_first_stage  # noqa: E402
-from methods.diffusion.pretrain import PretrainedDPM, unet_config  # noqa: E402
-from methods.diffusion.schedule import Schedule  # noqa: E402
-from methods.diffusion.unet import SubGradientDecoder, UNet  # noqa: E402
-from methods.disdiff import PRESETS, DisDiff, ImageEncoder, disdiff_losses, resolve_config  # noqa: E402
+from disbench.api import FitContext, TrainBudget  # noqa: E402
+from disbench.datasets.blobs import Blobs  # noqa: E402
+from disbench.environment import device_name  # noqa: E402
+from disbench.methods.diffusion.first_stage import build_first_stage  # noqa: E402
+from disbench.methods.diffusion.pretrain import PretrainedDPM, unet_config  # noqa: E402
+from disbench.methods.diffusion.schedule import Schedule  # noqa: E402
+from disbench.methods.diffusion.unet import SubGradientDecoder, UNet  # noqa: E402
+from disbench.methods.disdiff import PRESETS, DisDiff, ImageEncoder, disdiff_losses, resolve_config  # noqa: E402
 
 # Assumptions of the GPU-hour estimate (not measured; the official configs set no lengths).
 ASSUMED_STEPS = {
@@ -262,10 +262,10 @@ def speed(args: argparse.Namespace) -> None:
 
 
 def learning(args: argparse.Namespace) -> None:
-    from benchmark.registry import DATASETS
-    from metrics.dci import dci
-    from metrics.factor_vae import factor_vae_score
-    from metrics.mig import mig
+    from disbench.metrics.dci import dci
+    from disbench.metrics.factor_vae import factor_vae_score
+    from disbench.metrics.mig import mig
+    from disbench.registry import DATASETS
 
     where = machine(torch.device("cpu"))
     print(f"## DisDiff CPU configuration: does the short run learn? ({where})\n")

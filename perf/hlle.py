@@ -51,10 +51,10 @@ def measure(variant: str, n: int) -> dict[str, float]:
     from sklearn.decomposition import FastICA
     from sklearn.manifold import LocallyLinearEmbedding
 
-    from benchmark.datasets.isometric_manifold import IsometricManifold
-    from methods.base import FitContext, TrainBudget
-    from methods.hlle_ica import HLLEICA, sample_observations
-    from metrics.mcc import mcc
+    from disbench.datasets.isometric_manifold import IsometricManifold
+    from disbench.api import FitContext, TrainBudget
+    from disbench.methods.hlle_ica import HLLEICA, sample_observations
+    from disbench.metrics.mcc import mcc
 
     ds = IsometricManifold(distribution="uniform", values=1000)
     out: dict[str, float] = {}
@@ -117,7 +117,7 @@ def main() -> None:
 
     import platform
 
-    from benchmark.environment import device_name
+    from disbench.environment import device_name
 
     print(f"machine: {device_name('cpu')}, no GPU used (HLLE is numpy/scipy)")
     print(f"load before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")

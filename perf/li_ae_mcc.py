@@ -29,11 +29,11 @@ from threadpoolctl import threadpool_limits
 HERE = Path(__file__).resolve().parent
 sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 
-from benchmark.datasets.isometric_manifold import IsometricManifold  # noqa: E402
-from benchmark.environment import device_name  # noqa: E402
-from methods.base import FitContext, TrainBudget  # noqa: E402
-from methods.li_ae import LocalIsometryAE  # noqa: E402
-from metrics.mcc import mcc  # noqa: E402
+from disbench.api import FitContext, TrainBudget  # noqa: E402
+from disbench.datasets.isometric_manifold import IsometricManifold  # noqa: E402
+from disbench.environment import device_name  # noqa: E402
+from disbench.methods.li_ae import LocalIsometryAE  # noqa: E402
+from disbench.metrics.mcc import mcc  # noqa: E402
 
 
 def main() -> None:

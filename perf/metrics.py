@@ -33,16 +33,16 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
 
 import numpy as np  # noqa: E402
 
-from metrics._synthetic import FactorVectorDataset, synthetic_codes  # noqa: E402
-from metrics.beta_vae import beta_vae_score  # noqa: E402
-from metrics.dci import dci  # noqa: E402
-from metrics.factor_vae import factor_vae_score  # noqa: E402
-from metrics.irs import irs  # noqa: E402
-from metrics.mcc import mcc  # noqa: E402
-from metrics.mig import mig  # noqa: E402
-from metrics.modularity_explicitness import modularity_explicitness  # noqa: E402
-from metrics.sap_score import sap  # noqa: E402
-from metrics.unsupervised import unsupervised  # noqa: E402
+from disbench.metrics._synthetic import FactorVectorDataset, synthetic_codes  # noqa: E402
+from disbench.metrics.beta_vae import beta_vae_score  # noqa: E402
+from disbench.metrics.dci import dci  # noqa: E402
+from disbench.metrics.factor_vae import factor_vae_score  # noqa: E402
+from disbench.metrics.irs import irs  # noqa: E402
+from disbench.metrics.mcc import mcc  # noqa: E402
+from disbench.metrics.mig import mig  # noqa: E402
+from disbench.metrics.modularity_explicitness import modularity_explicitness  # noqa: E402
+from disbench.metrics.sap_score import sap  # noqa: E402
+from disbench.metrics.unsupervised import unsupervised  # noqa: E402
 
 SIZES = (10, 10, 10, 8, 6)
 N_TRAIN, N_TEST = 10000, 5000

@@ -25,10 +25,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from benchmark.datasets.proc_shapes3d import trace
-from benchmark.environment import device_name
-from benchmark.registry import DATASETS
-from methods.nn.architectures import ConvEncoder, DeconvDecoder
+from disbench.datasets.proc_shapes3d import trace
+from disbench.environment import device_name
+from disbench.methods.nn.architectures import ConvEncoder, DeconvDecoder
+from disbench.registry import DATASETS
 
 DATASET_NAMES = ("proc_dsprites", "proc_shapes3d", "isometric_manifold", "blobs")
 

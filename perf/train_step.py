@@ -23,10 +23,10 @@ import time
 import numpy as np
 import torch
 
-from benchmark.environment import device_name
-from benchmark.registry import DATASETS
-from methods.beta_vae import BetaVAE
-from methods.nn.vae import VAERepresentation, build, random_streams, train_step
+from disbench.environment import device_name
+from disbench.methods.beta_vae import BetaVAE
+from disbench.methods.nn.vae import VAERepresentation, build, random_streams, train_step
+from disbench.registry import DATASETS
 
 
 def machine(device: torch.device) -> str:

@@ -31,11 +31,10 @@ from dataclasses import dataclass, replace
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
-from benchmark.environment import device_name
-from benchmark.registry import DATASETS
-from methods.beta_vae import BetaVAE
-from methods.nn import losses
-from methods.nn.batched import (
+from disbench.environment import device_name
+from disbench.methods.beta_vae import BetaVAE
+from disbench.methods.nn import losses
+from disbench.methods.nn.batched import (
     PackedOptions,
     auto_group_size,
     build_packed,
@@ -44,7 +43,7 @@ from methods.nn.batched import (
     packed_step,
     split_hparams,
 )
-from methods.nn.vae import (
+from disbench.methods.nn.vae import (
     AutoEncoder,
     build,
     factor_batches,
@@ -53,6 +52,7 @@ from methods.nn.vae import (
     to_device,
     train_step,
 )
+from disbench.registry import DATASETS
 
 BATCH = 64
 

@@ -30,16 +30,11 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.datasets.base import GroundTruthDataset, Kind
-from benchmark.datasets.blobs import Blobs
-from benchmark.registry import METHODS
-from benchmark.runner import run_study
-from benchmark.store import ResultsStore
-from benchmark.study import load_profile
-from methods.base import FitContext, Representation, TrainBudget
-from methods.beta_vae import BetaVAE
-from methods.factor_vae import FactorVAE
-from methods.nn.batched import (
+from disbench.api import FitContext, GroundTruthDataset, Kind, Representation, TrainBudget
+from disbench.datasets.blobs import Blobs
+from disbench.methods.beta_vae import BetaVAE
+from disbench.methods.factor_vae import FactorVAE
+from disbench.methods.nn.batched import (
     PackedAutoEncoder,
     PackedDiscriminator,
     PackedOptions,
@@ -53,7 +48,7 @@ from methods.nn.batched import (
     packed_step,
     split_hparams,
 )
-from methods.nn.vae import (
+from disbench.methods.nn.vae import (
     AutoEncoder,
     VAERepresentation,
     build,
@@ -61,6 +56,10 @@ from methods.nn.vae import (
     random_streams,
     train_step,
 )
+from disbench.registry import METHODS
+from disbench.runner import run_study
+from disbench.store import ResultsStore
+from disbench.study import load_profile
 
 CPU = torch.device("cpu")
 BUDGET = TrainBudget(steps=10, batch_size=16)
@@ -397,7 +396,7 @@ def test_runner_records_a_diverged_group_member_as_failed(tmp_path: Path) -> Non
     assert failed["status"] == "failed" and failed["scores"] == {}
     assert failed["error"].startswith("FloatingPointError: method 'beta_vae'")
     assert "FloatingPointError" in failed["traceback"]
-    assert failed["timings"]["fit_group_size"] == 2
+    assert failed["execution"]["group_size"] == 2
 
 
 def test_runner_trains_a_group_and_records_each_run(tmp_path: Path) -> None:
@@ -407,5 +406,5 @@ def test_runner_trains_a_group_and_records_each_run(tmp_path: Path) -> None:
     assert sorted(r["spec"]["seed"] for r in records) == [0, 1]
     for rec in records:
         assert rec["info"]["batched_group_size"] == 2
-        assert rec["timings"]["fit_group_size"] == 2
+        assert rec["execution"]["group_size"] == 2
         assert "mig" in rec["scores"]

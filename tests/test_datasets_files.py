@@ -15,15 +15,15 @@ import numpy as np
 import pytest
 import scipy.io
 
-from benchmark.datasets._files import ENV_VAR, DatasetFileError
-from benchmark.datasets.cars3d import Cars3D
-from benchmark.datasets.dsprites import DSprites
-from benchmark.datasets.mpi3d import MPI3DReal, MPI3DToy
-from benchmark.datasets.proc_dsprites import dsprites_factor_values
-from benchmark.datasets.proc_shapes3d import shapes3d_factor_values
-from benchmark.datasets.shapes3d import Shapes3D
-from benchmark.datasets.smallnorb import CHUNKS, SmallNORB
-from benchmark.registry import DATASETS
+from disbench.datasets._files import ENV_VAR, DatasetFileError
+from disbench.datasets.cars3d import Cars3D
+from disbench.datasets.dsprites import DSprites
+from disbench.datasets.mpi3d import MPI3DReal, MPI3DToy
+from disbench.datasets.proc_dsprites import dsprites_factor_values
+from disbench.datasets.proc_shapes3d import shapes3d_factor_values
+from disbench.datasets.shapes3d import Shapes3D
+from disbench.datasets.smallnorb import CHUNKS, SmallNORB
+from disbench.registry import DATASETS
 
 
 def grid(sizes: tuple[int, ...]) -> np.ndarray:

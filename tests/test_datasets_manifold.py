@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.datasets.isometric_manifold import SIGMA, TRAVEL
-from benchmark.registry import DATASETS
+from disbench.datasets.isometric_manifold import SIGMA, TRAVEL
+from disbench.registry import DATASETS
 
 
 def make(**kw):

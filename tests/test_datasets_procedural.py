@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.datasets.proc_dsprites import CENTRE_MIN, ELLIPSE_AXES, SPRITE_SIZE
-from benchmark.datasets.proc_shapes3d import AMBIENT, hue_to_rgb, trace
-from benchmark.registry import DATASETS
+from disbench.datasets.proc_dsprites import CENTRE_MIN, ELLIPSE_AXES, SPRITE_SIZE
+from disbench.datasets.proc_shapes3d import AMBIENT, hue_to_rgb, trace
+from disbench.registry import DATASETS
 
 
 @pytest.fixture(scope="module")

@@ -8,13 +8,13 @@ import numpy as np
 import pytest
 import torch
 
-import methods.diffusion.pretrain as pretrain
-from benchmark.datasets.blobs import Blobs
-from methods.base import FitContext, TrainBudget
-from methods.diffusion.first_stage import KLAutoencoder
-from methods.diffusion.schedule import Schedule
-from methods.diffusion.unet import SubGradientDecoder, UNet, UNetConfig
-from methods.disdiff import (
+import disbench.methods.diffusion.pretrain as pretrain
+from disbench.api import FitContext, TrainBudget
+from disbench.datasets.blobs import Blobs
+from disbench.methods.diffusion.first_stage import KLAutoencoder
+from disbench.methods.diffusion.schedule import Schedule
+from disbench.methods.diffusion.unet import SubGradientDecoder, UNet, UNetConfig
+from disbench.methods.disdiff import (
     PAPER_RESULTS,
     DisDiff,
     disdiff_losses,

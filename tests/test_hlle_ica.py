@@ -10,18 +10,18 @@ from sklearn.linear_model import LinearRegression
 from sklearn.neighbors import NearestNeighbors
 from threadpoolctl import threadpool_limits
 
-from benchmark.datasets.blobs import Blobs
-from benchmark.datasets.isometric_manifold import IsometricManifold
-from benchmark.registry import METHODS
-from methods._hessian import (
+from disbench.api import FitContext, Representation, TrainBudget
+from disbench.datasets.blobs import Blobs
+from disbench.datasets.isometric_manifold import IsometricManifold
+from disbench.methods._hessian import (
     distinct_rows,
     hessian_alignment,
     neighbourhoods,
     null_embedding,
 )
-from methods.base import FitContext, Representation, TrainBudget
-from methods.hlle_ica import HLLEICA, HLLEICARepresentation
-from metrics.mcc import mcc
+from disbench.methods.hlle_ica import HLLEICA, HLLEICARepresentation
+from disbench.metrics.mcc import mcc
+from disbench.registry import METHODS
 
 BUDGET = TrainBudget(steps=1)
 

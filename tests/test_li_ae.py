@@ -8,13 +8,13 @@ import pytest
 import torch
 from threadpoolctl import threadpool_limits
 
-from benchmark.datasets.blobs import Blobs
-from benchmark.datasets.isometric_manifold import IsometricManifold
-from benchmark.registry import METHODS
-from methods.base import FitContext, Representation, TrainBudget
-from methods.hlle_ica import HLLEICA
-from methods.li_ae import LocalIsometryAE, isometry_penalty
-from metrics.mcc import mcc
+from disbench.api import FitContext, Representation, TrainBudget
+from disbench.datasets.blobs import Blobs
+from disbench.datasets.isometric_manifold import IsometricManifold
+from disbench.methods.hlle_ica import HLLEICA
+from disbench.methods.li_ae import LocalIsometryAE, isometry_penalty
+from disbench.metrics.mcc import mcc
+from disbench.registry import METHODS
 
 
 @pytest.fixture(scope="module", autouse=True)

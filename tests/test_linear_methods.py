@@ -8,11 +8,10 @@ from typing import ClassVar
 
 import numpy as np
 
-from benchmark.datasets.base import GroundTruthDataset, Kind
-from methods.base import FitContext, TrainBudget
-from methods.ica import FastICAMethod
-from methods.pca import PCAMethod
-from metrics.mcc import mcc
+from disbench.api import FitContext, GroundTruthDataset, Kind, TrainBudget
+from disbench.methods.ica import FastICAMethod
+from disbench.methods.pca import PCAMethod
+from disbench.metrics.mcc import mcc
 
 
 class LinearMixture(GroundTruthDataset):

@@ -6,19 +6,19 @@ import numpy as np
 import pytest
 from sklearn.metrics import mutual_info_score
 
-from benchmark.registry import METRICS
-from metrics._synthetic import FactorVectorDataset, synthetic_codes
-from metrics._utils import discrete_entropy, discrete_mutual_info, histogram_discretize
-from metrics.base import EvalContext, MetricError
-from metrics.beta_vae import beta_vae_score
-from metrics.dci import completeness, dci, disentanglement
-from metrics.factor_vae import factor_vae_score, majority_vote_accuracy
-from metrics.irs import irs
-from metrics.mcc import mcc
-from metrics.mig import mig
-from metrics.modularity_explicitness import modularity, modularity_explicitness
-from metrics.sap_score import sap
-from metrics.unsupervised import unsupervised
+from disbench.api import EvalContext, MetricError
+from disbench.metrics._synthetic import FactorVectorDataset, synthetic_codes
+from disbench.metrics._utils import discrete_entropy, discrete_mutual_info, histogram_discretize
+from disbench.metrics.beta_vae import beta_vae_score
+from disbench.metrics.dci import completeness, dci, disentanglement
+from disbench.metrics.factor_vae import factor_vae_score, majority_vote_accuracy
+from disbench.metrics.irs import irs
+from disbench.metrics.mcc import mcc
+from disbench.metrics.mig import mig
+from disbench.metrics.modularity_explicitness import modularity, modularity_explicitness
+from disbench.metrics.sap_score import sap
+from disbench.metrics.unsupervised import unsupervised
+from disbench.registry import METRICS
 
 ARRAY_METRICS = ["mig", "dci", "sap_score", "modularity_explicitness", "irs", "unsupervised", "mcc"]
 SMALL = {"num_train": 600, "num_test": 300}
@@ -175,9 +175,9 @@ def test_mcc_uses_the_dataset_real_factor_values():
     codes = factors.astype(float) ** 2
     ctx = EvalContext.from_arrays(codes, factors, codes, factors)
     ctx.dataset = Curved((4, 5, 6))
-    assert METRICS.get("mcc").compute(ctx, {"num_train": 500})["MCC"] == pytest.approx(1.0)
+    assert METRICS.get("mcc")().compute(ctx, {"num_train": 500})["MCC"] == pytest.approx(1.0)
     ctx.dataset = None
-    assert METRICS.get("mcc").compute(ctx, {"num_train": 500})["MCC"] < 0.99
+    assert METRICS.get("mcc")().compute(ctx, {"num_train": 500})["MCC"] < 0.99
 
 
 # --- invariances --------------------------------------------------------------------------
@@ -255,7 +255,7 @@ def _run_all(codes, factors, codes_test=None, factors_test=None) -> dict[str, di
     ctx = EvalContext.from_arrays(codes, factors, codes_test, factors_test)
     out = {}
     for name in ARRAY_METRICS:
-        metric = METRICS.get(name)
+        metric = METRICS.get(name)()
         out[name] = metric.compute(
             ctx,
             metric.settings(
@@ -320,7 +320,7 @@ def test_non_finite_codes_are_a_clear_error(bad):
     ztr[3, 0] = bad
     for name in ARRAY_METRICS:
         ctx = EvalContext.from_arrays(ztr, ftr, zte, fte)
-        metric = METRICS.get(name)
+        metric = METRICS.get(name)()
         settings = metric.settings(
             {k: v for k, v in {"num_train": 100, "num_test": 50}.items() if k in metric.defaults}
         )
@@ -332,7 +332,7 @@ def test_too_few_points_is_a_clear_error():
     ztr, ftr, zte, fte = split("perfect", n_train=100, n_test=50)
     ctx = EvalContext.from_arrays(ztr, ftr, zte, fte)
     with pytest.raises(MetricError, match="asked for 10000 train points but only 100"):
-        METRICS.get("mig").compute(ctx, METRICS.get("mig").settings())
+        METRICS.get("mig")().compute(ctx, METRICS.get("mig").settings())
     with pytest.raises(MetricError, match="at least 2 points"):
         mig(ztr[:1], ftr[:1])
 
@@ -364,7 +364,7 @@ def test_sampling_metrics_need_a_dataset():
     ztr, ftr, zte, fte = split("perfect", n_train=100, n_test=50)
     ctx = EvalContext.from_arrays(ztr, ftr, zte, fte)
     for name in ("factor_vae", "beta_vae"):
-        metric = METRICS.get(name)
+        metric = METRICS.get(name)()
         assert metric.needs_dataset
         with pytest.raises(MetricError, match="needs a dataset"):
             metric.compute(ctx, metric.settings())
@@ -376,8 +376,8 @@ def test_sampling_metrics_need_a_dataset():
 def test_sampling_metrics_through_the_context_are_deterministic():
     def run(seed):
         ctx = EvalContext(seed=seed, dataset=small_grid(), encode=mixed)
-        fv = METRICS.get("factor_vae")
-        bv = METRICS.get("beta_vae")
+        fv = METRICS.get("factor_vae")()
+        bv = METRICS.get("beta_vae")()
         small = {"batch_size": 8, "num_train": 200, "num_eval": 100}
         return (
             fv.compute(ctx, fv.settings({**small, "num_variance_estimate": 300})),

@@ -17,15 +17,15 @@ import types
 import numpy as np
 import pytest
 
-from metrics._synthetic import FactorVectorDataset, synthetic_codes
-from metrics.beta_vae import beta_vae_score
-from metrics.dci import dci
-from metrics.factor_vae import factor_vae_score
-from metrics.irs import irs
-from metrics.mig import mig
-from metrics.modularity_explicitness import modularity_explicitness
-from metrics.sap_score import sap
-from metrics.unsupervised import unsupervised
+from disbench.metrics._synthetic import FactorVectorDataset, synthetic_codes
+from disbench.metrics.beta_vae import beta_vae_score
+from disbench.metrics.dci import dci
+from disbench.metrics.factor_vae import factor_vae_score
+from disbench.metrics.irs import irs
+from disbench.metrics.mig import mig
+from disbench.metrics.modularity_explicitness import modularity_explicitness
+from disbench.metrics.sap_score import sap
+from disbench.metrics.unsupervised import unsupervised
 
 CASES = {
     "perfect": dict(kind="perfect"),

@@ -15,11 +15,11 @@ from pathlib import Path
 import pytest
 import ray
 
-from benchmark.cli import main
-from benchmark.registry import load_plugin
-from benchmark.runner import run_study
-from benchmark.store import ResultsStore
-from benchmark.study import load_profile
+from disbench.cli import main
+from disbench.registry import load_plugin
+from disbench.runner import run_study
+from disbench.store import ResultsStore
+from disbench.study import load_profile
 
 PLUGIN_DIR = Path(__file__).parent / "plugins"
 

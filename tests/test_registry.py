@@ -6,7 +6,8 @@ import sys
 
 import pytest
 
-from benchmark.registry import DATASETS, METHODS, METRICS, RegistryError, load_plugin
+from disbench.api import register
+from disbench.registry import DATASETS, METHODS, METRICS, RegistryError, load_plugin
 
 
 def test_builtins_are_registered() -> None:
@@ -38,9 +39,13 @@ def test_entry_point_plugin_is_found() -> None:
 
 def test_local_plugin_module_registers(tmp_path, monkeypatch) -> None:
     (tmp_path / "my_local_plugin.py").write_text(
-        "from benchmark.registry import register_dataset\n"
-        "from benchmark.datasets.blobs import Blobs\n"
-        "register_dataset('tiny_blobs')(lambda: Blobs(positions=4, sizes=1))\n"
+        "from disbench.api import register\n"
+        "from disbench.datasets.blobs import Blobs\n"
+        "@register\n"
+        "class TinyBlobs(Blobs):\n"
+        "    name = 'tiny_blobs'\n"
+        "    def __init__(self):\n"
+        "        super().__init__(positions=4, sizes=1)\n"
     )
     monkeypatch.syspath_prepend(str(tmp_path))
     load_plugin("my_local_plugin")
@@ -61,5 +66,19 @@ def test_broken_plugin_module_names_itself(tmp_path, monkeypatch) -> None:
 
 
 def test_duplicate_registration_is_refused() -> None:
-    with pytest.raises(RegistryError, match="registered twice"):
-        METHODS.add("pca", object(), "somewhere_else")
+    class OtherPCA(METHODS.get("pca")):
+        pass
+
+    with pytest.raises(RegistryError, match="method 'pca' is registered twice"):
+        register(OtherPCA)
+
+
+def test_register_refuses_what_is_not_a_plugin_class() -> None:
+    with pytest.raises(RegistryError, match="not a subclass of Method, GroundTruthDataset or"):
+        register(object)
+
+    class Nameless(METHODS.get("pca")):
+        name = "has space"
+
+    with pytest.raises(RegistryError, match="needs a class attribute `name` that is a Python"):
+        register(Nameless)

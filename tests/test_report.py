@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pandas as pd
 
-from benchmark.report import build_report
-from benchmark.store import ResultsStore
+from disbench.report import build_report
+from disbench.store import ResultsStore
 
 
 def record(
@@ -34,7 +34,10 @@ def record(
         "primary": {"mig": "discrete_mig", "sap_score": "SAP_score"},
         "metric_errors": {},
         "artifacts": {},
-        "environment": {"device_name": "test cpu", "git_commit": "abc"},
+        "environment": {
+            "device_name": "test cpu",
+            "source": {"commit": "abc123", "dirty": True, "version": "0.1.0"},
+        },
         "created": "2026-11-26T00:00:00+00:00",
     }
 
@@ -72,6 +75,7 @@ def test_report_from_handmade_records(tmp_path) -> None:
     assert "## blobs (procedural)" in text
     assert "| b9 | b | blobs | 9 | ValueError: broken |" in text
     assert "Hardware: test cpu" in text
+    assert "- Code: `abc123` + local changes" in text
     assert (store.root / "plots" / "mig.png").stat().st_size > 1000
 
 

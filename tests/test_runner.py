@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from benchmark.registry import load_plugin
-from benchmark.report import build_report
-from benchmark.runner import resolve_device, run_study
-from benchmark.store import ResultsStore
-from benchmark.study import load_profile
+from disbench.registry import load_plugin
+from disbench.report import build_report
+from disbench.runner import resolve_device, run_study
+from disbench.store import ResultsStore
+from disbench.study import load_profile
 
 ROOT = Path(__file__).parent.parent
 
@@ -104,7 +104,7 @@ def test_kill_and_resume_finishes_the_study_exactly_once(tmp_path) -> None:
     cmd = [
         sys.executable,
         "-m",
-        "benchmark.cli",
+        "disbench",
         "run",
         "--profile",
         profile,
@@ -138,6 +138,45 @@ def test_kill_and_resume_finishes_the_study_exactly_once(tmp_path) -> None:
     assert all(r["status"] == "ok" for r in records)
     assert sorted(r["spec"]["seed"] for r in records) == seeds
     assert not list((out / "runs").glob(".*.tmp"))
+
+
+def _cli(args: list[str]) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "tests" / "plugins")}
+    cmd = [sys.executable, "-m", "disbench", *args, "--plugin", "testing_methods", "--quiet"]
+    return subprocess.run(cmd, env=env, cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_a_killed_worker_fails_its_runs_alone_and_the_study_finishes(tmp_path) -> None:
+    """SIGKILL of one worker of two (what the out-of-memory killer does): its run is recorded
+    failed with the signal, the run in flight on the other worker and the rest finish ok,
+    the exit status says so; once the cause is gone --retry-failed completes the study."""
+    marker = tmp_path / "kill"
+    marker.touch()
+    text = (
+        'seeds = [0, 1, 2]\ndatasets = [{name = "blobs", positions = 8, sizes = 2}]\n'
+        '[metrics]\nnames = ["mig"]\ncommon = {num_train = 300}\n'
+        "[methods.sleepy_pca.grid]\nnum_points = 100\nsleep_s = 1.0\n"
+        "[methods.killed_while_marked]\nseeds = [0]\n"
+        f'grid = {{num_points = 100, marker = "{marker}"}}\n'
+    )
+    out = tmp_path / "results"
+    args = ["run", "--profile", _profile(tmp_path, text), "--out", str(out), "--workers", "2"]
+    first = _cli(args)
+    assert first.returncode == 1, first.stderr
+    records = ResultsStore(out).records()
+    assert len(records) == 4
+    failed = [r for r in records if r["status"] == "failed"]
+    assert [r["spec"]["method"] for r in failed] == ["killed_while_marked"]
+    assert failed[0]["error"] == "WorkerLost: worker process killed by signal 9 (SIGKILL)"
+    assert f"failed: {failed[0]['id']} killed_while_marked on blobs" in first.stderr
+    assert sorted(r["spec"]["seed"] for r in records if r["status"] == "ok") == [0, 1, 2]
+
+    marker.unlink()
+    again = _cli([*args, "--retry-failed"])
+    assert again.returncode == 0, again.stderr
+    assert "1 ok, 0 failed, 3 already done" in again.stdout
+    records = ResultsStore(out).records()
+    assert len(records) == 4 and all(r["status"] == "ok" for r in records)
 
 
 def test_retry_failed_reruns_only_the_failed_runs_and_retrains_them(tmp_path) -> None:

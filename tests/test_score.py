@@ -11,9 +11,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmark import score as score_cmd
-from metrics._synthetic import synthetic_codes
-from metrics.mig import mig
+from disbench import score as score_cmd
+from disbench.metrics._synthetic import synthetic_codes
+from disbench.metrics.mig import mig
 
 FAST = ["--set", "dci.mode=fast"]
 
@@ -46,7 +46,7 @@ def test_scores_a_file_in_a_real_subprocess(tmp_path, arrays):
         [
             sys.executable,
             "-m",
-            "benchmark.score",
+            "disbench.score",
             str(path),
             *FAST,
             "--output",
@@ -165,7 +165,7 @@ def test_bad_files_and_options_are_one_line_errors(tmp_path, arrays, capsys):
         ([str(tmp_path / "codes.npz"), "--metrics", "migg"], "did you mean 'mig'"),
         ([str(path), "--metrics", "factor_vae"], "samples its own interventions"),
         ([str(path), "--set", "dci.speed=3", "--metrics", "dci"], "unknown setting(s) ['speed']"),
-        ([str(path), "--set", "nonsense"], "expected [METRIC.]KEY=VALUE"),
+        ([str(path), "--set", "nonsense"], "expected KEY=VALUE, e.g. dci.mode=fast"),
         ([str(path), "--set", "wobble=1", "--metrics", "mig"], "no chosen metric has"),
     ]
     (tmp_path / "text.npz").write_text("not a zip")

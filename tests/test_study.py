@@ -4,19 +4,15 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
-from benchmark.study import (
-    PROFILE_DIR,
-    DatasetSpec,
-    ProfileError,
-    RunSpec,
-    load_profile,
-    parse_override,
-)
-from methods.base import TrainBudget
+from disbench.api import TrainBudget
+from disbench.overrides import parse_override
+from disbench.registry import METHODS
+from disbench.study import PROFILE_DIR, DatasetSpec, ProfileError, RunSpec, load_profile
 
 MINIMAL = """
 seeds = [0, 1, 2]
@@ -93,6 +89,7 @@ def test_wildcard_takes_every_registered_method(tmp_path) -> None:
     assert {"pca", "fastica", "random_projection"} <= methods
 
 
+VERSIONS = {"dataset": 1, "method": 1, "metrics": {"mig": 1}}
 SPEC = RunSpec(
     DatasetSpec("blobs", {"positions": 8}),
     "pca",
@@ -101,6 +98,7 @@ SPEC = RunSpec(
     budget=TrainBudget(100, 64),
     eval_seed=0,
     metrics={"mig": {"num_bins": 20, "num_train": 1000}},
+    versions=VERSIONS,
 )
 
 
@@ -113,6 +111,7 @@ def test_run_id_is_stable_across_processes_and_key_order() -> None:
         TrainBudget(100, 64),
         0,
         {"mig": {"num_train": 1000, "num_bins": 20}},
+        {"metrics": {"mig": 1}, "method": 1, "dataset": 1},
     )
     assert reordered.id == SPEC.id
     code = "from tests.test_study import SPEC; print(SPEC.id, SPEC.train_id)"
@@ -125,18 +124,35 @@ def test_run_id_is_stable_across_processes_and_key_order() -> None:
     ).stdout.split()
     assert out == [SPEC.id, SPEC.train_id]
     # Anchors: an id must never change silently (that would orphan every stored result).
-    assert SPEC.train_id == "14d2d623972675fe"
-    assert SPEC.id == "5274952dadb7cc96"
+    assert SPEC.train_id == "971adb6d19b98f5d"
+    assert SPEC.id == "633a1e8d62f078ef"
 
 
 def test_run_id_changes_with_anything_that_changes_the_result() -> None:
     changed = [
-        RunSpec(SPEC.dataset, "pca", SPEC.hparams, 5, SPEC.budget, 0, SPEC.metrics),
-        RunSpec(DatasetSpec("blobs"), "pca", SPEC.hparams, 4, SPEC.budget, 0, SPEC.metrics),
-        RunSpec(SPEC.dataset, "pca", SPEC.hparams, 4, TrainBudget(101, 64), 0, SPEC.metrics),
-        RunSpec(SPEC.dataset, "pca", SPEC.hparams, 4, SPEC.budget, 1, SPEC.metrics),
+        replace(SPEC, seed=5),
+        replace(SPEC, dataset=DatasetSpec("blobs")),
+        replace(SPEC, budget=TrainBudget(101, 64)),
+        replace(SPEC, versions={**VERSIONS, "method": 2}),
+        replace(SPEC, versions={**VERSIONS, "dataset": 2}),
+        replace(SPEC, eval_seed=1),
+        replace(SPEC, versions={**VERSIONS, "metrics": {"mig": 2}}),
     ]
-    assert len({c.id for c in changed} | {SPEC.id}) == 5
-    # evaluation settings change the run id but not the training id (the model is reused)
-    assert changed[3].train_id == SPEC.train_id
+    assert len({c.id for c in changed} | {SPEC.id}) == len(changed) + 1
+    # evaluation settings and metric versions change the run id but not the training id
+    # (the model is reused and rescored)
+    assert changed[-2].train_id == SPEC.train_id
+    assert changed[-1].train_id == SPEC.train_id
+    assert len({c.train_id for c in changed[:-2]} | {SPEC.train_id}) == len(changed) - 1
     assert RunSpec.from_dict(SPEC.to_dict()) == SPEC
+
+
+def test_bumping_a_method_version_gives_new_run_ids(tmp_path, monkeypatch) -> None:
+    """The same profile, after a method declares a new version: every id of it changes."""
+    path = write(tmp_path, MINIMAL)
+    before = load_profile(path)
+    monkeypatch.setattr(METHODS.get("pca"), "version", 2)
+    after = load_profile(path)
+    assert [r.versions["method"] for r in after.runs] == [2] * len(after.runs)
+    assert not {r.id for r in before.runs} & {r.id for r in after.runs}
+    assert not {r.train_id for r in before.runs} & {r.train_id for r in after.runs}

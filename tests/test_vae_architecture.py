@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from methods.nn.architectures import (
+from disbench.methods.nn.architectures import (
     ConvEncoder,
     DeconvDecoder,
     FCDiscriminator,

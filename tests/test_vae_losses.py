@@ -13,15 +13,15 @@ import pytest
 import torch
 from scipy.stats import norm
 
-from methods.annealed_vae import AnnealedVAE, capacity
-from methods.beta_tc_vae import BetaTCVAE
-from methods.beta_vae import BetaVAE
-from methods.dip_vae_i import DIPVAEI
-from methods.dip_vae_ii import DIPVAEII
-from methods.factor_vae import FactorVAE
-from methods.nn import losses
-from methods.nn.architectures import FCDiscriminator, init_like_tf
-from methods.nn.vae import LatentTerms
+from disbench.methods.annealed_vae import AnnealedVAE, capacity
+from disbench.methods.beta_tc_vae import BetaTCVAE
+from disbench.methods.beta_vae import BetaVAE
+from disbench.methods.dip_vae_i import DIPVAEI
+from disbench.methods.dip_vae_ii import DIPVAEII
+from disbench.methods.factor_vae import FactorVAE
+from disbench.methods.nn import losses
+from disbench.methods.nn.architectures import FCDiscriminator, init_like_tf
+from disbench.methods.nn.vae import LatentTerms
 
 D = torch.float64
 

@@ -14,13 +14,13 @@ import numpy as np
 import pytest
 import torch
 
-from benchmark.datasets.base import GroundTruthDataset, Kind
-from benchmark.datasets.blobs import Blobs
-from benchmark.registry import DATASETS, METHODS
-from methods.base import FitContext, Representation, TrainBudget
-from methods.factor_vae import FactorVAE
-from methods.nn import losses
-from methods.nn.vae import VAEMethod, VAERepresentation, build, random_streams, train_step
+from disbench.api import FitContext, GroundTruthDataset, Kind, Representation, TrainBudget
+from disbench.datasets.blobs import Blobs
+from disbench.methods.factor_vae import FactorVAE
+from disbench.methods.nn import losses
+from disbench.methods.nn.vae import VAERepresentation, build, random_streams, train_step
+from disbench.methods.nn.vae_method import VAEMethod
+from disbench.registry import DATASETS, METHODS
 
 VAE_METHODS = [
     "ae",

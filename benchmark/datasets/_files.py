@@ -19,7 +19,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from benchmark.datasets.base import GroundTruthDataset, Kind
+from disbench.api import GroundTruthDataset, Kind
 
 ENV_VAR = "DISBENCH_DATA_DIR"
 DEFAULT_DIR = "data"

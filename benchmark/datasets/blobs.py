@@ -11,13 +11,14 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from benchmark.datasets.base import GroundTruthDataset, Kind
-from benchmark.registry import register_dataset
+from disbench.api import GroundTruthDataset, Kind, register
 
 
-@register_dataset("blobs")
+@register
 class Blobs(GroundTruthDataset):
     """Gaussian blob: posX and posY on a grid over [0.2, 0.8] of the canvas, 4 widths."""
+
+    name: ClassVar[str] = "blobs"
 
     kind: ClassVar[Kind] = "procedural"
     description: ClassVar[str] = (
@@ -27,7 +28,6 @@ class Blobs(GroundTruthDataset):
     def __init__(self, positions: int = 16, sizes: int = 4, resolution: int = 64) -> None:
         if positions < 2 or sizes < 1 or resolution < 8:
             raise ValueError("blobs: need positions >= 2, sizes >= 1, resolution >= 8")
-        self.name = "blobs"
         self.factor_names = ("posX", "posY", "size")
         self.factor_sizes = (positions, positions, sizes)
         self.observation_shape = (1, resolution, resolution)

@@ -17,7 +17,8 @@ import numpy as np
 import scipy.io
 from PIL import Image
 
-from benchmark.datasets._files import (
+from disbench.api import register
+from disbench.datasets._files import (
     DatasetFileError,
     PublishedDataset,
     check_array,
@@ -25,15 +26,16 @@ from benchmark.datasets._files import (
     resolve_data_dir,
     where_hint,
 )
-from benchmark.registry import register_dataset
 
 SOURCE = "http://www.scottreed.info (the 'cars' folder of the Deep Visual Analogy-Making data)"
 MESH_SHAPE = (128, 128, 3, 24, 4)
 
 
-@register_dataset("cars3d")
+@register
 class Cars3D(PublishedDataset):
     """Cars3D read from the published per-car ``.mat`` files."""
+
+    name: ClassVar[str] = "cars3d"
 
     description: ClassVar[str] = (
         "published Cars3D files (elevation 4, azimuth 24, car 183); resized to 64x64x3"
@@ -41,7 +43,6 @@ class Cars3D(PublishedDataset):
     num_cars: ClassVar[int] = 183
 
     def __init__(self, data_dir: str | os.PathLike[str] | None = None) -> None:
-        self.name = "cars3d"
         self.factor_names = ("elevation", "azimuth", "object_type")
         self.factor_sizes = (4, 24, self.num_cars)
         self.observation_shape = (3, 64, 64)

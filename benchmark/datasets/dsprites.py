@@ -16,7 +16,8 @@ from typing import ClassVar
 
 import numpy as np
 
-from benchmark.datasets._files import (
+from disbench.api import register
+from disbench.datasets._files import (
     NpzMember,
     PublishedDataset,
     check_array,
@@ -25,16 +26,17 @@ from benchmark.datasets._files import (
     require_file,
     resolve_data_dir,
 )
-from benchmark.datasets.proc_dsprites import FACTOR_NAMES, dsprites_factor_values
-from benchmark.registry import register_dataset
+from disbench.datasets.proc_dsprites import FACTOR_NAMES, dsprites_factor_values
 
 RELATIVE_PATH = "dsprites/dsprites_ndarray_co1sh3sc6or40x32y32_64x64.npz"
 SOURCE = "https://github.com/deepmind/dsprites-dataset"
 
 
-@register_dataset("dsprites")
+@register
 class DSprites(PublishedDataset):
     """dSprites read from the published ``.npz``."""
+
+    name: ClassVar[str] = "dsprites"
 
     description: ClassVar[str] = (
         "published dSprites file (shape 3, scale 6, orientation 40, posX 32, posY 32); 64x64x1"
@@ -43,7 +45,6 @@ class DSprites(PublishedDataset):
     pixel_scale: ClassVar[float] = 1.0
 
     def __init__(self, data_dir: str | os.PathLike[str] | None = None) -> None:
-        self.name = "dsprites"
         self.factor_names = FACTOR_NAMES
         self.factor_sizes = self.published_sizes
         self.observation_shape = (1, 64, 64)

@@ -44,8 +44,7 @@ import numpy as np
 import torch
 from scipy.special import ndtr
 
-from benchmark.datasets.base import GroundTruthDataset, Kind
-from benchmark.registry import register_dataset
+from disbench.api import GroundTruthDataset, Kind, register
 
 DISTRIBUTIONS = ("uniform", "nonuniform", "gaussian", "correlated")
 EMBEDDINGS = ("sprite", "random")
@@ -56,9 +55,11 @@ GAUSSIAN_MEAN, GAUSSIAN_SD = 0.5, 0.15
 CURVE_TERMS = 3
 
 
-@register_dataset("isometric_manifold")
+@register
 class IsometricManifold(GroundTruthDataset):
     """Independent (or deliberately not) factors -> images through a locally isometric map."""
+
+    name: ClassVar[str] = "isometric_manifold"
 
     kind: ClassVar[Kind] = "procedural"
     description: ClassVar[str] = (
@@ -93,7 +94,6 @@ class IsometricManifold(GroundTruthDataset):
             raise ValueError(f"isometric_manifold: values={values} must be >= 2")
         if not -1.0 < correlation < 1.0:
             raise ValueError(f"isometric_manifold: correlation={correlation} must be in (-1, 1)")
-        self.name = "isometric_manifold"
         self.distribution = distribution
         self.embedding = embedding
         self.correlation = float(correlation)

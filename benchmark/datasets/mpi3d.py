@@ -13,7 +13,8 @@ import os
 from math import prod
 from typing import ClassVar
 
-from benchmark.datasets._files import (
+from disbench.api import register
+from disbench.datasets._files import (
     NpzMember,
     PublishedDataset,
     describe,
@@ -21,7 +22,6 @@ from benchmark.datasets._files import (
     require_file,
     resolve_data_dir,
 )
-from benchmark.registry import register_dataset
 
 FACTOR_NAMES = (
     "object_color",
@@ -38,22 +38,20 @@ SOURCE = "https://github.com/rr-learning/disentanglement_dataset"
 class MPI3D(PublishedDataset):
     """One MPI3D variant read from its published ``.npz``."""
 
-    variant: ClassVar[str]
     layouts: ClassVar[tuple[tuple[int, ...], ...]] = (
         (6, 6, 2, 3, 3, 40, 40),
         (4, 4, 2, 3, 3, 40, 40),
     )
 
     def __init__(self, data_dir: str | os.PathLike[str] | None = None) -> None:
-        self.name = self.variant
         self.factor_names = FACTOR_NAMES
         self.observation_shape = (3, 64, 64)
         sizes = self.layouts[0]
         path = require_file(
             self.name,
             resolve_data_dir(data_dir),
-            f"{self.variant}/{self.variant}.npz",
-            f"the {self.variant} archive (images {describe('uint8', (prod(sizes), 64, 64, 3))})",
+            f"{self.name}/{self.name}.npz",
+            f"the {self.name} archive (images {describe('uint8', (prod(sizes), 64, 64, 3))})",
             SOURCE,
         )
         images = NpzMember(self.name, path, "images")
@@ -71,19 +69,19 @@ class MPI3D(PublishedDataset):
         self.images = images.load().reshape(-1, 64, 64, 3)
 
 
-@register_dataset("mpi3d_toy")
+@register
 class MPI3DToy(MPI3D):
-    variant: ClassVar[str] = "mpi3d_toy"
+    name: ClassVar[str] = "mpi3d_toy"
     description: ClassVar[str] = "published MPI3D-toy file (7 factors, 6x6x2x3x3x40x40); 64x64x3"
 
 
-@register_dataset("mpi3d_realistic")
+@register
 class MPI3DRealistic(MPI3D):
-    variant: ClassVar[str] = "mpi3d_realistic"
+    name: ClassVar[str] = "mpi3d_realistic"
     description: ClassVar[str] = "published MPI3D-realistic file (7 factors); 64x64x3"
 
 
-@register_dataset("mpi3d_real")
+@register
 class MPI3DReal(MPI3D):
-    variant: ClassVar[str] = "mpi3d_real"
+    name: ClassVar[str] = "mpi3d_real"
     description: ClassVar[str] = "published MPI3D-real file (7 factors); 64x64x3"

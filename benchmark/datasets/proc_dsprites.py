@@ -21,8 +21,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from benchmark.datasets.base import GroundTruthDataset, Kind
-from benchmark.registry import register_dataset
+from disbench.api import GroundTruthDataset, Kind, register
 
 FACTOR_NAMES = ("shape", "scale", "orientation", "posX", "posY")
 FACTOR_SIZES = (3, 6, 40, 32, 32)
@@ -49,9 +48,11 @@ def dsprites_factor_values(factors: np.ndarray) -> np.ndarray:
     )
 
 
-@register_dataset("proc_dsprites")
+@register
 class ProcDSprites(GroundTruthDataset):
     """Binary 2D sprites: shape, scale, orientation, posX, posY on dSprites' exact grid."""
+
+    name: ClassVar[str] = "proc_dsprites"
 
     kind: ClassVar[Kind] = "procedural"
     description: ClassVar[str] = (
@@ -60,7 +61,6 @@ class ProcDSprites(GroundTruthDataset):
     )
 
     def __init__(self) -> None:
-        self.name = "proc_dsprites"
         self.factor_names = FACTOR_NAMES
         self.factor_sizes = FACTOR_SIZES
         self.observation_shape = (1, RESOLUTION, RESOLUTION)

@@ -24,8 +24,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
-from benchmark.datasets.base import GroundTruthDataset, Kind
-from benchmark.registry import register_dataset
+from disbench.api import GroundTruthDataset, Kind, register
 
 FACTOR_NAMES = ("floor_hue", "wall_hue", "object_hue", "scale", "shape", "orientation")
 FACTOR_SIZES = (10, 10, 10, 8, 4, 15)
@@ -237,9 +236,11 @@ def _near(o: torch.Tensor, d: torch.Tensor, size: torch.Tensor) -> torch.Tensor:
     return (b**2 - (_dot(oc, oc) - (2.0 * size) ** 2) >= 0) & (b < 0)
 
 
-@register_dataset("proc_shapes3d")
+@register
 class ProcShapes3D(GroundTruthDataset):
     """A ray-cast room with one object: the 3D Shapes factor grid, rendered on the device."""
+
+    name: ClassVar[str] = "proc_shapes3d"
 
     kind: ClassVar[Kind] = "procedural"
     description: ClassVar[str] = (
@@ -248,7 +249,6 @@ class ProcShapes3D(GroundTruthDataset):
     )
 
     def __init__(self) -> None:
-        self.name = "proc_shapes3d"
         self.factor_names = FACTOR_NAMES
         self.factor_sizes = FACTOR_SIZES
         self.observation_shape = (3, RESOLUTION, RESOLUTION)

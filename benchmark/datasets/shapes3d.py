@@ -16,15 +16,15 @@ from typing import Any, ClassVar
 import h5py
 import numpy as np
 
-from benchmark.datasets._files import (
+from disbench.api import register
+from disbench.datasets._files import (
     PublishedDataset,
     check_array,
     fail,
     require_file,
     resolve_data_dir,
 )
-from benchmark.datasets.proc_shapes3d import FACTOR_NAMES, shapes3d_factor_values
-from benchmark.registry import register_dataset
+from disbench.datasets.proc_shapes3d import FACTOR_NAMES, shapes3d_factor_values
 
 RELATIVE_PATH = "3dshapes/3dshapes.h5"
 SOURCE = "https://github.com/deepmind/3d-shapes (gs://3d-shapes/3dshapes.h5)"
@@ -47,9 +47,11 @@ class H5Rows:
         return {"path": self.path, "key": self.key, "_handle": None}
 
 
-@register_dataset("shapes3d")
+@register
 class Shapes3D(PublishedDataset):
     """3D Shapes read from the published ``.h5``."""
+
+    name: ClassVar[str] = "shapes3d"
 
     description: ClassVar[str] = (
         "published 3D Shapes file (floor/wall/object hue 10, scale 8, shape 4, orientation 15); "
@@ -58,7 +60,6 @@ class Shapes3D(PublishedDataset):
     published_sizes: ClassVar[tuple[int, ...]] = (10, 10, 10, 8, 4, 15)
 
     def __init__(self, data_dir: str | os.PathLike[str] | None = None) -> None:
-        self.name = "shapes3d"
         self.factor_names = FACTOR_NAMES
         self.factor_sizes = self.published_sizes
         self.observation_shape = (3, 64, 64)

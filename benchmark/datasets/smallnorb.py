@@ -20,15 +20,15 @@ from typing import ClassVar
 
 import numpy as np
 
-from benchmark.datasets._files import (
+from disbench.api import register
+from disbench.datasets._files import (
     PublishedDataset,
     describe,
     fail,
     require_file,
     resolve_data_dir,
 )
-from benchmark.datasets.cars3d import resize
-from benchmark.registry import register_dataset
+from disbench.datasets.cars3d import resize
 
 SOURCE = "https://cs.nyu.edu/~ylclab/data/norb-v1.0-small/"
 CHUNKS = ("5x46789x9x18x6x2x96x96-training", "5x01235x9x18x6x2x96x96-testing")
@@ -56,9 +56,11 @@ def read_norb_matrix(dataset: str, path: Path, dtype: str, shape: tuple[int, ...
     return raw[header:].view(np.dtype(dtype).newbyteorder("<")).reshape(shape)
 
 
-@register_dataset("smallnorb")
+@register
 class SmallNORB(PublishedDataset):
     """SmallNORB read from the published binary ``.mat`` files; the instance is a nuisance."""
+
+    name: ClassVar[str] = "smallnorb"
 
     description: ClassVar[str] = (
         "published SmallNORB files (category 5, elevation 9, azimuth 18, lighting 6; random "
@@ -68,7 +70,6 @@ class SmallNORB(PublishedDataset):
     published_grid: ClassVar[tuple[int, ...]] = (5, 10, 9, 18, 6)
 
     def __init__(self, data_dir: str | os.PathLike[str] | None = None, seed: int = 0) -> None:
-        self.name = "smallnorb"
         self.factor_names = ("category", "elevation", "azimuth", "lighting")
         grid = self.published_grid
         self.factor_sizes = (grid[0], grid[2], grid[3], grid[4])

@@ -25,10 +25,10 @@ from typing import Any
 import numpy as np
 import torch
 
-from benchmark.datasets.base import GroundTruthDataset
-from methods.diffusion.first_stage import FirstStage, build_first_stage, downsampling
-from methods.diffusion.schedule import Schedule
-from methods.diffusion.unet import UNet, UNetConfig
+from disbench.api import GroundTruthDataset
+from disbench.methods.diffusion.first_stage import FirstStage, build_first_stage, downsampling
+from disbench.methods.diffusion.schedule import Schedule
+from disbench.methods.diffusion.unet import UNet, UNetConfig
 
 FIRST_STAGE_KEYS = {
     "identity": ("first_stage", "pretrain_seed"),

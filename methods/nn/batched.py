@@ -34,16 +34,20 @@ import torch.nn.functional as F
 from torch import nn
 from torch.func import vmap
 
-from benchmark.datasets.base import GroundTruthDataset
-from methods.base import FitContext, TrainBudget
-from methods.nn import losses
-from methods.nn.architectures import ConvEncoder, DeconvDecoder, FCDiscriminator, SamePadConv
-from methods.nn.vae import (
+from disbench.api import FitContext, GroundTruthDataset, TrainBudget
+from disbench.methods.nn import losses
+from disbench.methods.nn.architectures import (
+    ConvEncoder,
+    DeconvDecoder,
+    FCDiscriminator,
+    SamePadConv,
+)
+from disbench.methods.nn.vae import (
     AutoEncoder,
     LatentTerms,
     LossCurve,
-    VAEMethod,
     VAERepresentation,
+    Variant,
     adam,
     build,
     check_finite,
@@ -206,7 +210,7 @@ class PackedNets(NamedTuple):
 
 
 def build_packed(
-    method: VAEMethod,
+    method: Variant,
     channels: int,
     hp: Mapping[str, Any],
     inits: Sequence[torch.Generator],
@@ -233,19 +237,19 @@ def build_packed(
     return PackedNets(model, opt, disc, adam(disc.parameters(), hp, "disc_", options.fused_adam))
 
 
-def varies(method: VAEMethod, key: str, value: Any) -> bool:
+def varies(method: Variant, key: str, value: Any) -> bool:
     """Whether hyperparameter ``key`` may differ between the models of one group."""
     number = isinstance(value, int | float) and not isinstance(value, bool)
     return number and key not in method.shared_hparams
 
 
-def group_key(method: VAEMethod, hp: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+def group_key(method: Variant, hp: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     """Jobs with equal keys can train as one packed group."""
     return tuple(sorted((k, repr(v)) for k, v in hp.items() if not varies(method, k, v)))
 
 
 def split_hparams(
-    method: VAEMethod, hps: Sequence[Mapping[str, Any]], device: torch.device
+    method: Variant, hps: Sequence[Mapping[str, Any]], device: torch.device
 ) -> tuple[dict[str, Any], dict[str, torch.Tensor]]:
     """(values shared by the group, per-model values as float32 [N] tensors for vmap)."""
     shared = {k: v for k, v in hps[0].items() if not varies(method, k, v)}
@@ -258,7 +262,7 @@ def split_hparams(
 
 
 def packed_step(
-    method: VAEMethod,
+    method: Variant,
     nets: PackedNets,
     x: torch.Tensor,
     shared: Mapping[str, Any],
@@ -339,7 +343,7 @@ def next_batches(
 
 
 def train_packed(
-    method: VAEMethod,
+    method: Variant,
     dataset: GroundTruthDataset,
     jobs: Sequence[tuple[dict[str, Any], int, FitContext]],
     budget: TrainBudget,
@@ -393,7 +397,7 @@ def train_packed(
 
 
 def fit_many(
-    method: VAEMethod,
+    method: Variant,
     dataset: GroundTruthDataset,
     jobs: Sequence[tuple[dict[str, Any], int, FitContext]],
     budget: TrainBudget,
@@ -423,7 +427,7 @@ def fit_many(
 
 
 @functools.cache  # the runner asks once per run of a study
-def bytes_per_model(method_cls: type[VAEMethod], channels: int = 3, batch: int = 64) -> int:
+def bytes_per_model(method_cls: type[Variant], channels: int = 3, batch: int = 64) -> int:
     """Training memory of one model: weights, gradients and two Adam moments (4 copies of
     the parameters) plus twice the activations autograd saves for the backward pass at
     ``batch`` (room for the activation gradients), counted on the meta device."""
@@ -454,7 +458,7 @@ def bytes_per_model(method_cls: type[VAEMethod], channels: int = 3, batch: int =
     return 4 * params + 2 * saved
 
 
-def auto_group_size(method_cls: type[VAEMethod], device: torch.device) -> int:
+def auto_group_size(method_cls: type[Variant], device: torch.device) -> int:
     """Models per group: MEMORY_FRACTION of the free CUDA memory over ``bytes_per_model``
     (3 channels, batch ASSUMED_BATCH), between 1 and MAX_GROUP; 1 off CUDA."""
     if device.type != "cuda":

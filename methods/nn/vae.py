@@ -1,29 +1,33 @@
 """The one training loop of every Locatello et al. 2019 VAE variant (and the plain AE).
 
-A variant is a :class:`VAEMethod` subclass that supplies only ``regularizer(terms, hp,
-step)``: a pure function of the batch's latent terms, its hyperparameters and the step,
-added to the Bernoulli reconstruction loss (dlib's ``BaseVAE.model_fn``). Variants that
-set ``uses_discriminator`` (FactorVAE) also get dlib's discriminator, updated in the same
-step from the same forward pass, on codes permuted across the batch. The loop, the
-networks, the optimiser settings and the representation (the encoder mean) are shared.
+A variant is a ``VAEMethod`` subclass (:mod:`disbench.methods.nn.vae_method`) that supplies
+only ``regularizer(terms, hp, step)``: a pure function of the batch's latent terms, its
+hyperparameters and the step, added to the Bernoulli reconstruction loss (dlib's
+``BaseVAE.model_fn``). Variants that set ``uses_discriminator`` (FactorVAE) also get dlib's
+discriminator, updated in the same step from the same forward pass, on codes permuted
+across the batch. The loop, the networks, the optimiser settings and the representation
+(the encoder mean) are shared; the loop sees the variant through the ``Variant`` protocol.
 """
 
 from __future__ import annotations
 
 import math
 import time
-from abc import abstractmethod
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from typing import Any, ClassVar, NamedTuple
+from typing import Any, ClassVar, NamedTuple, Protocol
 
 import numpy as np
 import torch
 from torch import nn
 
-from benchmark.datasets.base import GroundTruthDataset
-from methods.base import FitContext, Method, Representation, TrainBudget
-from methods.nn import losses
-from methods.nn.architectures import ConvEncoder, DeconvDecoder, FCDiscriminator, init_like_tf
+from disbench.api import FitContext, GroundTruthDataset, Representation, TrainBudget
+from disbench.methods.nn import losses
+from disbench.methods.nn.architectures import (
+    ConvEncoder,
+    DeconvDecoder,
+    FCDiscriminator,
+    init_like_tf,
+)
 
 # Shared by every variant: dlib's unsupervised_study_v1 shared.gin (Adam 1e-4, 10 latents).
 VAE_DEFAULTS: dict[str, Any] = {
@@ -117,98 +121,17 @@ class VAERepresentation(Representation):
         self.__init__(model, config)  # type: ignore[misc]
 
 
-class VAEMethod(Method):
-    """Base of the Locatello et al. 2019 baselines; subclasses define ``regularizer``."""
+class Variant(Protocol):
+    """What the loop needs of a VAE variant (:class:`~disbench.methods.nn.vae_method.Variant`)."""
 
-    framework: ClassVar[str] = "torch"
-    batchable: ClassVar[bool] = True  # fit_many trains a group as one packed model
-    stochastic: ClassVar[bool] = True  # False: decode the mean, no sampling (plain AE)
-    uses_discriminator: ClassVar[bool] = False
-    # Hyperparameters every model of a batched group must share (one network shape, one
-    # Adam per packed tensor); the others may differ per model (regulariser weights).
-    shared_hparams: ClassVar[tuple[str, ...]] = (
-        "num_latents",
-        "lr",
-        "adam_beta1",
-        "adam_beta2",
-        "adam_eps",
-        "precision",
-    )
+    name: ClassVar[str]
+    defaults: ClassVar[dict[str, Any]]
+    stochastic: ClassVar[bool]
+    uses_discriminator: ClassVar[bool]
+    shared_hparams: ClassVar[tuple[str, ...]]
 
     @staticmethod
-    @abstractmethod
-    def regularizer(terms: LatentTerms, hp: Mapping[str, Any], step: int) -> torch.Tensor:
-        """The variant's term added to the reconstruction loss (dlib's ``regularizer``)."""
-
-    def check_hparams(self, hp: Mapping[str, Any], budget: TrainBudget) -> None:
-        """Raise a one-line error naming the method and the option at fault."""
-        if hp["precision"] not in PRECISIONS:
-            raise ValueError(
-                f"method {self.name!r}: precision must be one of {PRECISIONS}, "
-                f"got {hp['precision']!r}"
-            )
-        if int(hp["num_latents"]) < 1 or float(hp["lr"]) <= 0:
-            raise ValueError(f"method {self.name!r}: need num_latents >= 1 and lr > 0")
-        if budget.steps < 1 or budget.batch_size < 2:
-            raise ValueError(
-                f"method {self.name!r}: need steps >= 1 and batch_size >= 2, got {budget}"
-            )
-
-    def prepare(
-        self,
-        dataset: GroundTruthDataset,
-        hparams: Mapping[str, Any],
-        budget: TrainBudget,
-        ctx: FitContext,
-    ) -> dict[str, Any]:
-        """Check a run's options and return the hyperparameters it trains with.
-
-        Variants whose defaults depend on the budget resolve them here (and note them in
-        ``ctx.info``), so ``fit`` and ``fit_many`` train with the same values.
-        """
-        self.check_hparams(hparams, budget)
-        if tuple(dataset.observation_shape[1:]) != (64, 64):
-            raise ValueError(
-                f"method {self.name!r}: the reference networks need 64x64 "
-                f"observations, dataset {dataset.name!r} has "
-                f"{dataset.observation_shape}"
-            )
-        return dict(hparams)
-
-    def fit(
-        self,
-        dataset: GroundTruthDataset,
-        hparams: dict[str, Any],
-        seed: int,
-        budget: TrainBudget,
-        ctx: FitContext,
-    ) -> Representation:
-        return train(self, dataset, self.prepare(dataset, hparams, budget, ctx), seed, budget, ctx)
-
-    def fit_many(
-        self,
-        dataset: GroundTruthDataset,
-        jobs: Sequence[tuple[dict[str, Any], int, FitContext]],
-        budget: TrainBudget,
-    ) -> list[Representation | Exception]:
-        """Train the jobs as packed groups of models (``methods.nn.batched``).
-
-        Each result equals what ``fit`` gives for the same job, within floating-point
-        tolerance; jobs that differ in a ``shared_hparams`` value train in separate groups.
-        A model that diverges gets a ``FloatingPointError`` in its slot; the others of its
-        group are unaffected (their weights and losses never mix with it).
-        """
-        from methods.nn.batched import fit_many  # batched builds on this module
-
-        prepared = [(self.prepare(dataset, hp, budget, ctx), seed, ctx) for hp, seed, ctx in jobs]
-        return list(fit_many(self, dataset, prepared, budget))
-
-    @classmethod
-    def auto_group_size(cls, device: str) -> int:
-        """Models per batched group that fit in half the free memory of the CUDA ``device``."""
-        from methods.nn.batched import auto_group_size
-
-        return auto_group_size(cls, torch.device(device))
+    def regularizer(terms: LatentTerms, hp: Mapping[str, Any], step: int) -> torch.Tensor: ...
 
 
 def adam(
@@ -280,7 +203,7 @@ def random_streams(seed: int, device: torch.device) -> Streams:
 
 
 def build(
-    method: VAEMethod,
+    method: Variant,
     channels: int,
     hp: Mapping[str, Any],
     init: torch.Generator,
@@ -296,7 +219,7 @@ def build(
 
 
 def loss_terms(
-    method: VAEMethod,
+    method: Variant,
     x: torch.Tensor,
     logits: torch.Tensor,
     latent: LatentTerms,
@@ -318,7 +241,7 @@ def loss_terms(
 
 
 def train_step(
-    method: VAEMethod,
+    method: Variant,
     nets: Nets,
     x: torch.Tensor,
     hp: Mapping[str, Any],
@@ -362,7 +285,7 @@ def train_step(
 
 
 def train(
-    method: VAEMethod,
+    method: Variant,
     dataset: GroundTruthDataset,
     hp: dict[str, Any],
     seed: int,
@@ -449,7 +372,7 @@ def record_training(
         ctx.info["cudnn_deterministic"] = bool(torch.backends.cudnn.deterministic)
 
 
-def check_finite(method: VAEMethod, finals: Sequence[tuple[int, dict[str, float]]]) -> None:
+def check_finite(method: Variant, finals: Sequence[tuple[int, dict[str, float]]]) -> None:
     """Raise naming the runs, by seed, whose final (seed, loss terms) are not finite."""
     bad = [(seed, f) for seed, f in finals if not all(math.isfinite(v) for v in f.values())]
     if bad:
@@ -459,7 +382,7 @@ def check_finite(method: VAEMethod, finals: Sequence[tuple[int, dict[str, float]
 
 
 def representation(
-    method: VAEMethod,
+    method: Variant,
     model: AutoEncoder,
     dataset: GroundTruthDataset,
     hp: dict[str, Any],

@@ -3,24 +3,26 @@
 ``always_fails`` raises, ``nan_codes`` encodes to NaN, ``sleepy_pca`` is PCA that
 sleeps first so a test can kill a study in the middle of a run, ``kills_its_worker`` ends
 its process during fit (only ever run it in a worker: in-process it ends the tests),
-``nan_while_marked`` is PCA whose codes are NaN while the file ``marker`` exists.
+``nan_while_marked`` is PCA whose codes are NaN while the file ``marker`` exists, and
+``killed_while_marked`` is PCA whose process is SIGKILLed (as by the out-of-memory killer)
+while the file ``marker`` exists.
 """
 
 from __future__ import annotations
 
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 
-from benchmark.registry import register_method
-from methods.base import Representation
-from methods.pca import PCAMethod
+from disbench.api import Representation, register
+from disbench.methods.pca import PCAMethod
 
 
-@register_method
+@register
 class AlwaysFails(PCAMethod):
     name: ClassVar[str] = "always_fails"
     description: ClassVar[str] = "test method that raises during fit"
@@ -34,7 +36,7 @@ class NaNRepresentation(Representation):
         return np.full((len(x), 3), np.nan)
 
 
-@register_method
+@register
 class NaNCodes(PCAMethod):
     name: ClassVar[str] = "nan_codes"
     description: ClassVar[str] = "test method whose codes are NaN"
@@ -43,7 +45,7 @@ class NaNCodes(PCAMethod):
         return NaNRepresentation()
 
 
-@register_method
+@register
 class SleepyPCA(PCAMethod):
     name: ClassVar[str] = "sleepy_pca"
     description: ClassVar[str] = "PCA that sleeps first (for the kill-and-resume test)"
@@ -55,7 +57,7 @@ class SleepyPCA(PCAMethod):
         return super().fit(dataset, inner, seed, budget, ctx)
 
 
-@register_method
+@register
 class KillsItsWorker(PCAMethod):
     name: ClassVar[str] = "kills_its_worker"
     description: ClassVar[str] = "test method whose process dies during fit (a crashed worker)"
@@ -64,7 +66,7 @@ class KillsItsWorker(PCAMethod):
         os._exit(3)
 
 
-@register_method
+@register
 class NaNWhileMarked(PCAMethod):
     name: ClassVar[str] = "nan_while_marked"
     description: ClassVar[str] = "PCA whose codes are NaN while the file `marker` exists"
@@ -73,5 +75,18 @@ class NaNWhileMarked(PCAMethod):
     def fit(self, dataset, hparams, seed, budget, ctx):  # type: ignore[no-untyped-def]
         if Path(hparams["marker"]).exists():
             return NaNRepresentation()
+        inner = {k: v for k, v in hparams.items() if k != "marker"}
+        return super().fit(dataset, inner, seed, budget, ctx)
+
+
+@register
+class KilledWhileMarked(PCAMethod):
+    name: ClassVar[str] = "killed_while_marked"
+    description: ClassVar[str] = "PCA whose process is SIGKILLed while the file `marker` exists"
+    defaults: ClassVar[dict[str, Any]] = {**PCAMethod.defaults, "marker": ""}
+
+    def fit(self, dataset, hparams, seed, budget, ctx):  # type: ignore[no-untyped-def]
+        if Path(hparams["marker"]).exists():
+            os.kill(os.getpid(), signal.SIGKILL)
         inner = {k: v for k, v in hparams.items() if k != "marker"}
         return super().fit(dataset, inner, seed, budget, ctx)

@@ -10,9 +10,14 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from benchmark.datasets.base import GroundTruthDataset
-from benchmark.registry import register_method
-from methods.base import FitContext, Method, Representation, TrainBudget
+from disbench.api import (
+    FitContext,
+    GroundTruthDataset,
+    Method,
+    Representation,
+    TrainBudget,
+    register,
+)
 
 
 class RandomProjection(Representation):
@@ -23,7 +28,7 @@ class RandomProjection(Representation):
         return np.asarray(x, dtype=np.float64).reshape(len(x), -1) @ self.weights
 
 
-@register_method
+@register
 class RandomProjectionMethod(Method):
     name: ClassVar[str] = "random_projection"
     description: ClassVar[str] = "example plugin: fixed Gaussian random projection of the pixels"

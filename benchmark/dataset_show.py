@@ -9,7 +9,6 @@ factor's name and number of values.
 from __future__ import annotations
 
 import argparse
-import ast
 import sys
 from pathlib import Path
 
@@ -19,8 +18,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from benchmark.datasets.base import GroundTruthDataset  # noqa: E402
-from benchmark.registry import DATASETS, RegistryError  # noqa: E402
+from disbench.api import GroundTruthDataset  # noqa: E402
+from disbench.overrides import parse_override  # noqa: E402
+from disbench.registry import DATASETS, RegistryError  # noqa: E402
 
 TRAVERSAL_STEPS = 10
 SAMPLE_ROWS = 2
@@ -86,16 +86,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_params(items: list[str]) -> dict[str, object]:
-    """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}`` (Python literals where they parse)."""
+    """``["a=1", "b=x"]`` -> ``{"a": 1, "b": "x"}`` (TOML values, else strings)."""
     params: dict[str, object] = {}
     for item in items:
-        key, sep, value = item.partition("=")
-        if not sep or not key:
-            raise ValueError(f"--param {item!r}: expected KEY=VALUE")
-        try:
-            params[key] = ast.literal_eval(value)
-        except (ValueError, SyntaxError):
-            params[key] = value
+        keys, value = parse_override(item, "--param", "distribution=gaussian")
+        if len(keys) != 1:
+            raise ValueError(f"--param {item!r}: expected KEY=VALUE with a plain key")
+        params[keys[0]] = value
     return params
 
 

@@ -1,7 +1,7 @@
 """The metric interface and the shared evaluation context.
 
 A metric is a pure array core (codes, factors, settings -> dict of floats) wrapped in
-a :class:`Metric` whose ``compute(ctx, settings)`` takes its arrays from an
+a :class:`Metric` subclass whose ``compute(ctx, settings)`` takes its arrays from an
 :class:`EvalContext`. The context draws the train/test points once per run (sized
 for the largest request of any metric), encodes them once, and hands slices to
 every metric. Sampling metrics (BetaVAE, FactorVAE) use ``ctx.dataset``,
@@ -12,13 +12,14 @@ the evaluation seed; nothing touches a global RNG.
 from __future__ import annotations
 
 import hashlib
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 
-from benchmark.datasets.base import GroundTruthDataset
+from disbench.api._dataset import GroundTruthDataset
 
 Encoder = Callable[[np.ndarray], np.ndarray]
 
@@ -27,35 +28,41 @@ class MetricError(ValueError):
     """Input a metric cannot score (degenerate or too small); the message says why."""
 
 
-@dataclass(frozen=True)
-class Metric:
+class Metric(ABC):
     """A registered metric: ``compute(ctx, settings) -> {key: value}``.
 
     ``primary`` is the key shown on the leaderboard; ``sizes(settings)`` tells the
     context how many (train, test) points this metric will ask for; ``needs_dataset``
     marks metrics that sample their own interventions and so cannot run on arrays.
+    Bump ``version`` whenever a value or a default changes: it enters every run id.
     """
 
-    name: str
-    description: str
-    primary: str
-    defaults: Mapping[str, Any]
-    compute: Callable[[EvalContext, dict[str, Any]], dict[str, float]]
-    needs_dataset: bool = False
-    higher_is_better: bool = True
+    name: ClassVar[str]
+    description: ClassVar[str]
+    primary: ClassVar[str]
+    defaults: ClassVar[Mapping[str, Any]] = {}
+    needs_dataset: ClassVar[bool] = False
+    higher_is_better: ClassVar[bool] = True
+    version: ClassVar[int] = 1
 
-    def settings(self, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
+    @abstractmethod
+    def compute(self, ctx: EvalContext, settings: dict[str, Any]) -> dict[str, float]:
+        """The metric's values on the context's points (or its own samples)."""
+
+    @classmethod
+    def settings(cls, given: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """Defaults overlaid with ``given``; an unknown key is an error naming the metric."""
         given = dict(given or {})
-        unknown = sorted(set(given) - set(self.defaults))
+        unknown = sorted(set(given) - set(cls.defaults))
         if unknown:
             raise ValueError(
-                f"metric {self.name!r}: unknown setting(s) {unknown}; "
-                f"known: {sorted(self.defaults)}"
+                f"metric {cls.name!r}: unknown setting(s) {unknown}; known: {sorted(cls.defaults)}"
             )
-        return {**self.defaults, **given}
+        return {**cls.defaults, **given}
 
-    def sizes(self, settings: Mapping[str, Any]) -> tuple[int, int]:
-        if self.needs_dataset:
+    @classmethod
+    def sizes(cls, settings: Mapping[str, Any]) -> tuple[int, int]:
+        if cls.needs_dataset:
             return 0, 0
         return int(settings.get("num_train", 0)), int(settings.get("num_test", 0))
 

@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from benchmark.datasets.base import GroundTruthDataset
+from disbench.api._dataset import GroundTruthDataset
 
 
 @dataclass(frozen=True)
@@ -81,6 +81,9 @@ class Method(ABC):
 
     name: ClassVar[str]
     description: ClassVar[str]
+    # Bump whenever training or a default changes: the version enters every run id, so a
+    # changed method never reuses a stale record or saved model.
+    version: ClassVar[int] = 1
     defaults: ClassVar[dict[str, Any]] = {}
     sweep: ClassVar[dict[str, list[Any]]] = {}
     framework: ClassVar[str] = "numpy"

@@ -9,20 +9,28 @@ from published files look observations up by their grid index.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:
+    import torch
 
 Kind = Literal["procedural", "published"]
 
 
 class GroundTruthDataset(ABC):
-    """Factors -> observations. Subclasses set the class attributes and ``render``."""
+    """Factors -> observations. Subclasses set the class attributes and ``render``.
 
-    name: str
+    The constructor's keyword arguments are the dataset's parameters (a profile's
+    ``{name = "blobs", positions = 8}``). Bump ``version`` whenever what a given set of
+    parameters renders changes: it enters every run id, so no stale record is reused.
+    """
+
+    name: ClassVar[str]
     kind: ClassVar[Kind]
     description: ClassVar[str] = ""
+    version: ClassVar[int] = 1
     factor_names: tuple[str, ...]
     factor_sizes: tuple[int, ...]
     observation_shape: tuple[int, int, int]  # (C, H, W)
@@ -51,6 +59,8 @@ class GroundTruthDataset(ABC):
 
     def render_torch(self, factors: torch.Tensor, device: torch.device | str) -> torch.Tensor:
         """Observations on ``device``; procedural datasets override this to render there."""
+        import torch  # only methods that train with torch call this; the API stays torch-free
+
         obs = self.render(factors.detach().cpu().numpy())
         return torch.from_numpy(obs).to(device)
 

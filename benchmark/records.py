@@ -1,0 +1,76 @@
+"""The run record: one JSON file per run. Every field is defined here and nowhere else.
+
+``status`` is ``ok`` or ``failed`` (with ``error`` and a short ``traceback``); ``spec`` is
+the run spec (what the id hashes); ``execution`` holds the settings that can change a
+result without changing the spec (device, threads, batched group size, precision);
+``environment`` the machine, package versions and disbench's own commit.
+"""
+
+from __future__ import annotations
+
+import traceback
+from datetime import UTC, datetime
+from typing import Any
+
+from disbench.environment import environment
+from disbench.registry import METHODS, METRICS
+from disbench.study import RunSpec
+
+RECORD_FORMAT = 2
+
+
+class WorkerLost(RuntimeError):
+    """The process training a run died before writing its record (killed, out of memory)."""
+
+
+def new_record(spec: RunSpec, profile: str, device: str, threads: int) -> dict[str, Any]:
+    """A record for ``spec`` that says ``failed`` until the run succeeds."""
+    cls = METHODS.get(spec.method)
+    return {
+        "format": RECORD_FORMAT,
+        "id": spec.id,
+        "train_id": spec.train_id,
+        "profile": profile,
+        "spec": spec.to_dict(),
+        "method": {"name": spec.method, "description": cls.description, "framework": cls.framework},
+        "dataset_label": spec.dataset.label,
+        "status": "failed",
+        "error": None,
+        "scores": {},
+        "primary": {},
+        "higher_is_better": {},
+        "metric_errors": {},
+        "timings": {},
+        "artifacts": {},
+        "execution": {
+            "device": device,
+            "threads": threads,
+            "group_size": 1,
+            "precision": spec.hparams.get("precision", "fp32"),
+        },
+        "environment": environment(device),
+        "created": datetime.now(UTC).isoformat(timespec="seconds"),
+    }
+
+
+def fail(record: dict[str, Any], exc: BaseException) -> None:
+    """Mark the record failed with the exception's type, message and a short traceback."""
+    record["status"] = "failed"
+    record["error"] = f"{type(exc).__name__}: {exc}"
+    record["traceback"] = "".join(traceback.format_exception(exc, limit=8))
+
+
+def set_scores(
+    record: dict[str, Any],
+    scores: dict[str, dict[str, float]],
+    errors: dict[str, str],
+    timings: dict[str, float],
+) -> None:
+    """Store an evaluation's results and mark the run ok."""
+    names = list(record["spec"]["metrics"])
+    record["scores"] = scores
+    record["metric_errors"] = errors
+    record["primary"] = {name: METRICS.get(name).primary for name in names}
+    record["higher_is_better"] = {name: METRICS.get(name).higher_is_better for name in names}
+    record["timings"]["eval_s"] = timings
+    record["status"] = "ok"
