@@ -38,8 +38,9 @@ def _git(root: Path, *args: str) -> str:
 
 @functools.cache
 def source() -> dict[str, Any]:
-    """Which disbench code ran: the full commit and a dirty flag when disbench runs from its
-    own git checkout (an editable install), else the installed package version alone.
+    """Which disbench code ran: the full commit and a dirty flag (local changes to the code:
+    benchmark/, methods/, metrics/, pyproject.toml) when disbench runs from its own git
+    checkout (an editable install), else the installed package version alone.
 
     The checkout is found from this file, never from the working directory, so a study run
     inside another repository records disbench's commit, not that repository's."""

@@ -110,6 +110,7 @@ def execute_group(spec_dicts: list[dict[str, Any]], job: Job) -> list[str]:
             workdir=store.model_dir(s.train_id),
             cache_dir=store.root / "cache",
             progress=_progress_for(s),
+            threads=job.threads,
         )
         for s in specs
     ]
@@ -133,8 +134,7 @@ def execute_group(spec_dicts: list[dict[str, Any]], job: Job) -> list[str]:
                 )
         if todo:
             torch.manual_seed(specs[todo[0]].seed)
-            deterministic = job.device == "cpu"
-            torch.use_deterministic_algorithms(deterministic, warn_only=True)
+            torch.use_deterministic_algorithms(job.device == "cpu", warn_only=True)
             fit_start = time.perf_counter()
             if len(todo) == 1:
                 i = todo[0]

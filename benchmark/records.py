@@ -32,7 +32,12 @@ def new_record(spec: RunSpec, profile: str, device: str, threads: int) -> dict[s
         "train_id": spec.train_id,
         "profile": profile,
         "spec": spec.to_dict(),
-        "method": {"name": spec.method, "description": cls.description, "framework": cls.framework},
+        "method": {
+            "name": spec.method,
+            "description": cls.description,
+            "framework": cls.framework,
+            "reference_code": cls.reference_code,
+        },
         "dataset_label": spec.dataset.label,
         "status": "failed",
         "error": None,

@@ -9,7 +9,7 @@ import numpy as np
 from sklearn.decomposition import FastICA
 from sklearn.exceptions import ConvergenceWarning
 
-from disbench.api import GroundTruthDataset, Representation
+from disbench.api import FitContext, GroundTruthDataset, Representation
 
 
 class SklearnRepresentation(Representation):
@@ -28,18 +28,32 @@ def sample_flat(dataset: GroundTruthDataset, n: int, seed: int) -> np.ndarray:
     return obs.reshape(n, -1).astype(np.float64)
 
 
-def n_components(hparams: dict[str, Any], dataset: GroundTruthDataset) -> int:
-    """``hparams['n_components']``, or the dataset's number of factors when it is None."""
-    k = hparams["n_components"]
-    return dataset.num_factors if k is None else int(k)
+def n_components(hparams: dict[str, Any], dataset: GroundTruthDataset, ctx: FitContext) -> int:
+    """``hparams['n_components']``, or the dataset's number of factors when it is None
+    (flagged as privileged: a learned model is not told it)."""
+    return num_codes(hparams["n_components"], dataset, ctx)
 
 
-def fit_ica(y: np.ndarray, n_components: int, max_iter: int, seed: int) -> tuple[FastICA, bool]:
-    """FastICA (unit-variance whitening, ``random_state=seed``) on y; also whether it converged."""
+def num_codes(given: Any, dataset: GroundTruthDataset, ctx: FitContext) -> int:
+    """``given``, or when None the dataset's number of factors, flagged as privileged."""
+    if given is not None:
+        return int(given)
+    ctx.caveat("privileged", f"given the true number of factors ({dataset.num_factors})")
+    return dataset.num_factors
+
+
+def fit_ica(
+    y: np.ndarray, n_components: int, max_iter: int, seed: int, ctx: FitContext
+) -> tuple[FastICA, bool]:
+    """FastICA (unit-variance whitening, ``random_state=seed``) on y; also whether it
+    converged (a run whose ICA did not is flagged ``not_converged``)."""
     ica = FastICA(
         n_components=n_components, whiten="unit-variance", max_iter=max_iter, random_state=seed
     )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
         ica.fit(y)
-    return ica, not any(issubclass(c.category, ConvergenceWarning) for c in caught)
+    converged = not any(issubclass(c.category, ConvergenceWarning) for c in caught)
+    if not converged:
+        ctx.caveat("not_converged", f"FastICA stopped at max_iter={max_iter} unconverged")
+    return ica, converged

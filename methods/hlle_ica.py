@@ -45,7 +45,7 @@ from disbench.methods._hessian import (
     null_embedding,
     tangent_affine_extension,
 )
-from disbench.methods._linear import fit_ica
+from disbench.methods._linear import fit_ica, num_codes
 
 RENDER_CHUNK = 1024  # observations rendered at once while sampling the training set
 
@@ -126,7 +126,7 @@ class HLLEICA(Method):
         budget: TrainBudget,
         ctx: FitContext,
     ) -> Representation:
-        d = dataset.num_factors if hparams["d"] is None else int(hparams["d"])
+        d = num_codes(hparams["d"], dataset, ctx)
         if d < 1:
             raise ValueError(f"hlle_ica: d={d} must be >= 1")
         k = default_neighbours(d) if hparams["k"] is None else int(hparams["k"])
@@ -143,7 +143,7 @@ class HLLEICA(Method):
         w = hessian_alignment(distinct, nb, d)
         embedding, evals, solver = null_embedding(w, d, hparams["eigen_solver"], seed)
         ctx.progress(3, 4)
-        ica, converged = fit_ica(embedding[inverse], d, int(hparams["ica_max_iter"]), seed)
+        ica, converged = fit_ica(embedding[inverse], d, int(hparams["ica_max_iter"]), seed, ctx)
         ctx.progress(4, 4)
         components = count_components(nb)
         ctx.info.update(

@@ -41,8 +41,8 @@ class FastICAMethod(Method):
         ctx: FitContext,
     ) -> Representation:
         x = sample_flat(dataset, hparams["num_points"], seed)
-        k = n_components(hparams, dataset)
+        k = n_components(hparams, dataset, ctx)
         pca = PCA(n_components=k, random_state=seed)
-        ica, converged = fit_ica(pca.fit_transform(x), k, int(hparams["max_iter"]), seed)
+        ica, converged = fit_ica(pca.fit_transform(x), k, int(hparams["max_iter"]), seed, ctx)
         ctx.info.update({"ica_iterations": int(ica.n_iter_), "ica_converged": converged})
         return SklearnRepresentation(make_pipeline(pca, ica))

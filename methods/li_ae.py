@@ -51,7 +51,7 @@ from disbench.api import (
     register,
 )
 from disbench.methods._hessian import distinct_rows, flush_subnormals, neighbourhoods
-from disbench.methods._linear import fit_ica
+from disbench.methods._linear import fit_ica, num_codes
 from disbench.methods.hlle_ica import sample_observations
 from disbench.methods.nn import losses
 from disbench.methods.nn.architectures import init_like_tf
@@ -146,7 +146,7 @@ class LocalIsometryAE(Method):
         budget: TrainBudget,
         ctx: FitContext,
     ) -> Representation:
-        hp = self.check(dataset, hparams, budget)
+        hp = self.check(dataset, hparams, budget, ctx)
         device = torch.device(ctx.device)
         init_seed, data_seed = np.random.SeedSequence(seed).generate_state(2)
         data_rng = np.random.default_rng(int(data_seed))
@@ -188,7 +188,7 @@ class LocalIsometryAE(Method):
         }
         autoencoder = VAERepresentation(model, config)
         codes = autoencoder.encode(x.reshape(shape))
-        ica, converged = fit_ica(codes, hp["num_latents"], int(hp["ica_max_iter"]), seed)
+        ica, converged = fit_ica(codes, hp["num_latents"], int(hp["ica_max_iter"]), seed, ctx)
         ctx.info.update(
             {
                 "num_latents": hp["num_latents"],
@@ -201,11 +201,15 @@ class LocalIsometryAE(Method):
         return LIAERepresentation(autoencoder, ica)
 
     def check(
-        self, dataset: GroundTruthDataset, hparams: Mapping[str, Any], budget: TrainBudget
+        self,
+        dataset: GroundTruthDataset,
+        hparams: Mapping[str, Any],
+        budget: TrainBudget,
+        ctx: FitContext,
     ) -> dict[str, Any]:
         """Resolved hyperparameters; a one-line error naming the option at fault."""
         hp = dict(hparams)
-        hp["num_latents"] = int(hp["num_latents"] or dataset.num_factors)
+        hp["num_latents"] = num_codes(hp["num_latents"], dataset, ctx)
         for key in ("num_latents", "neighbours", "pool_size"):
             if int(hp[key]) < 1:
                 raise ValueError(f"method 'li_ae': {key}={hp[key]} must be >= 1")

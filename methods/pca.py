@@ -32,6 +32,6 @@ class PCAMethod(Method):
         ctx: FitContext,
     ) -> Representation:
         x = sample_flat(dataset, hparams["num_points"], seed)
-        model = PCA(n_components=n_components(hparams, dataset), random_state=seed).fit(x)
+        model = PCA(n_components=n_components(hparams, dataset, ctx), random_state=seed).fit(x)
         ctx.info["explained_variance_ratio"] = [float(v) for v in model.explained_variance_ratio_]
         return SklearnRepresentation(model)

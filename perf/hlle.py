@@ -51,8 +51,8 @@ def measure(variant: str, n: int) -> dict[str, float]:
     from sklearn.decomposition import FastICA
     from sklearn.manifold import LocallyLinearEmbedding
 
-    from disbench.datasets.isometric_manifold import IsometricManifold
     from disbench.api import FitContext, TrainBudget
+    from disbench.datasets.isometric_manifold import IsometricManifold
     from disbench.methods.hlle_ica import HLLEICA, sample_observations
     from disbench.metrics.mcc import mcc
 

@@ -17,10 +17,10 @@ from disbench.metrics.mcc import mcc
 class LinearMixture(GroundTruthDataset):
     """3 uniform factors of 16 values, mixed into 8x8 grey pixels by a fixed random matrix."""
 
+    name: ClassVar[str] = "linear_mixture"
     kind: ClassVar[Kind] = "procedural"
 
     def __init__(self) -> None:
-        self.name = "linear_mixture"
         self.factor_names = ("a", "b", "c")
         self.factor_sizes = (16, 16, 16)
         self.observation_shape = (1, 8, 8)
@@ -49,3 +49,20 @@ def test_pca_finds_the_subspace_and_fastica_the_factors() -> None:
     assert r2.min() > 0.999  # every factor is a linear function of the PCA codes
     assert mcc(ica, values)["MCC"] > 0.99 and ctx.info["ica_converged"]
     assert mcc(pca, values)["MCC"] < 0.95  # ... but PCA's axes are not the factors
+
+
+def test_runs_flag_privileged_information_and_an_unconverged_ica() -> None:
+    """Told the number of factors (n_components = None) is privileged; FastICA stopped at
+    max_iter = 1 did not converge. A run given neither has no caveat."""
+    ds, budget = LinearMixture(), TrainBudget(0)
+    told, free = FitContext(), FitContext()
+    PCAMethod().fit(ds, {"n_components": None, "num_points": 500}, 0, budget, told)
+    PCAMethod().fit(ds, {"n_components": 3, "num_points": 500}, 0, budget, free)
+    assert told.info["caveats"] == {"privileged": "given the true number of factors (3)"}
+    assert "caveats" not in free.info
+
+    stopped = FitContext()
+    hp = {"n_components": 3, "num_points": 500, "max_iter": 1}
+    FastICAMethod().fit(ds, hp, 0, budget, stopped)
+    assert stopped.info["ica_converged"] is False
+    assert stopped.info["caveats"] == {"not_converged": "FastICA stopped at max_iter=1 unconverged"}

@@ -14,7 +14,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 
@@ -29,15 +29,28 @@ class TrainBudget:
     batch_size: int = 64
 
 
+# What a run can be flagged for on the leaderboard (see FitContext.caveat).
+Caveat = Literal["not_converged", "privileged"]
+
+
 @dataclass
 class FitContext:
-    """What the harness hands a method besides the data: device, places to write, progress."""
+    """What the harness hands a method besides the data: the device (``cpu`` or ``cuda``),
+    the threads it may use (torch's and BLAS's are already bounded to it), places to write,
+    a progress callback, and ``info``, a JSON-able dict that goes into the run record."""
 
     device: str = "cpu"
     workdir: Path = field(default_factory=lambda: Path("."))
     cache_dir: Path = field(default_factory=lambda: Path("results/cache"))
     progress: Callable[[int, int], None] = lambda step, total: None
-    info: dict[str, Any] = field(default_factory=dict)  # goes into the run record
+    threads: int = 1
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def caveat(self, kind: Caveat, note: str) -> None:
+        """Flag the run so the leaderboard marks its numbers: ``not_converged`` (a fit that
+        stopped before converging) or ``privileged`` (it was given something the other
+        methods are not, such as the true number of factors). ``note`` says what."""
+        self.info.setdefault("caveats", {})[kind] = note
 
 
 class Representation(ABC):
@@ -87,6 +100,9 @@ class Method(ABC):
     defaults: ClassVar[dict[str, Any]] = {}
     sweep: ClassVar[dict[str, list[Any]]] = {}
     framework: ClassVar[str] = "numpy"
+    # False for a method rebuilt from its paper's text without reference code: the
+    # leaderboard marks it, and its docs say what was reconstructed.
+    reference_code: ClassVar[bool] = True
     batchable: ClassVar[bool] = False
     # Numbers the method's paper reports (never computed here), shown apart on the leaderboard.
     paper_results: ClassVar[tuple[PaperResult, ...]] = ()
