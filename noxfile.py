@@ -27,7 +27,9 @@ def benchmark(session: nox.Session) -> None:
 
     Extra arguments go to ``disbench run``, e.g. ``nox -s benchmark -- --profile smoke``.
     """
-    session.install(*CONSTRAINTS, ".")
+    # Editable: the records then name disbench's full commit (and whether the code had local
+    # changes); an installed copy can only name its version.
+    session.install(*CONSTRAINTS, "-e", ".")
     # `disbench run` exits 1 when a run failed (it lists them); the report still shows them.
     session.run("disbench", "run", *session.posargs, success_codes=[0, 1])
     session.run("disbench", "report")
