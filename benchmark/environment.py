@@ -51,17 +51,9 @@ def source() -> dict[str, Any]:
         if Path(_git(root, "rev-parse", "--show-toplevel")).resolve() != root:
             return out  # an installed copy that happens to sit inside some git repository
         out["commit"] = _git(root, "rev-parse", "HEAD")
-        # The study's own outputs are tracked too; writing them does not change the code.
-        status = _git(
-            root,
-            "status",
-            "--porcelain",
-            "--untracked-files=no",
-            "--",
-            ".",
-            ":!results",
-            ":!leaderboard.md",
-        )
+        # Only the code counts: a study's outputs and the docs are tracked too.
+        code = ("benchmark", "methods", "metrics", "pyproject.toml")
+        status = _git(root, "status", "--porcelain", "--untracked-files=no", "--", *code)
     except (OSError, subprocess.SubprocessError):
         return out
     out["dirty"] = bool(status)

@@ -16,7 +16,13 @@
 set -u
 out=${1:-${OUT:-perf/gpu-out}}
 mkdir -p "$out"
-export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
+# The folders are installed as one package, disbench; uninstalled, links in a temporary
+# folder lay out the same namespace (benchmark/ as disbench, methods/ and metrics/ in it).
+ns=$(mktemp -d)
+mkdir "$ns/disbench"
+ln -s "$PWD"/benchmark/* "$ns/disbench/"
+ln -s "$PWD/methods" "$PWD/metrics" "$ns/disbench/"
+export PYTHONPATH="$ns${PYTHONPATH:+:$PYTHONPATH}" PYTHONUNBUFFERED=1
 py=${PYTHON:-python3}
 
 step() {  # step SECONDS FILE COMMAND...: run with a limit, keep its output, note its status
