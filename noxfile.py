@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import nox
@@ -14,7 +15,20 @@ CONSTRAINTS = ("-c", ".ci/constraints.txt")
 
 @nox.session
 def tests(session: nox.Session) -> None:
-    """The test suite, with disentanglement_lib installed for the agreement tests."""
+    """The test suite, with disentanglement_lib installed for the agreement tests and
+    Debian's headless Chromium for the HTML leaderboard test (installed when missing)."""
+    if not (shutil.which("chromium") and shutil.which("chromedriver")):
+        session.run("apt-get", "update", "-qq", external=True)
+        session.run(
+            "apt-get",
+            "install",
+            "-y",
+            "-qq",
+            "chromium",
+            "chromium-driver",
+            external=True,
+            env={"DEBIAN_FRONTEND": "noninteractive"},
+        )
     session.install(*CONSTRAINTS, "-e", ".[test]")
     session.install("--no-deps", "-r", "tests/requirements-reference.txt")
     session.install("--no-deps", "-e", "examples/disbench-example-plugin")

@@ -71,6 +71,9 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="rebuild scores.csv, plots and leaderboard.md")
     report.add_argument("--out", default="results", type=Path, help="results directory")
     report.add_argument("--leaderboard", default=Path("leaderboard.md"), type=Path)
+    report.add_argument(
+        "--profile", default=None, help="only this profile's studies (default: every study)"
+    )
     _common(report)
 
     lst = sub.add_parser("list", help="list datasets, methods and metrics")
@@ -129,8 +132,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    paths = build_report(args.out, args.leaderboard)
-    print(f"wrote {paths['scores']}, {paths['leaderboard']} and {len(paths) - 2} plot(s)")
+    paths = build_report(args.out, args.leaderboard, args.profile)
+    print(
+        f"wrote {paths['scores']}, {paths['leaderboard']}, {paths['html']} "
+        f"and {len(paths) - 3} plot(s)"
+    )
     return 0
 
 

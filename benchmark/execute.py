@@ -17,7 +17,6 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,24 +25,13 @@ from threadpoolctl import threadpool_limits
 
 from disbench.api import FitContext, Representation
 from disbench.evaluate import evaluate
-from disbench.records import fail, new_record, set_scores
+from disbench.records import Job, fail, new_record, set_scores
 from disbench.registry import METHODS, load_plugin
 from disbench.store import ResultsStore, atomic_write_text
 from disbench.study import RunSpec
 from disbench.traversal import write_traversal_png
 
 ProgressFn = Callable[[str, int, int], None]
-
-
-@dataclass(frozen=True)
-class Job:
-    """What every group of one study shares; sent to each worker with its groups."""
-
-    out: str
-    device: str
-    profile: str
-    threads: int
-    plugins: tuple[str, ...] = ()
 
 
 _PROGRESS: ProgressFn | None = None
@@ -103,7 +91,7 @@ def execute_group(spec_dicts: list[dict[str, Any]], job: Job) -> list[str]:
     store = ResultsStore(Path(job.out))
     specs = [RunSpec.from_dict(d) for d in spec_dicts]
     started = time.perf_counter()
-    records = [new_record(s, job.profile, job.device, job.threads) for s in specs]
+    records = [new_record(s, job) for s in specs]
     contexts = [
         FitContext(
             device=job.device,
@@ -180,7 +168,7 @@ def record_lost(specs: list[RunSpec], job: Job, cause: BaseException) -> list[st
         if path.exists():
             statuses.append(json.loads(path.read_text())["status"])
             continue
-        record = new_record(spec, job.profile, job.device, job.threads)
+        record = new_record(spec, job)
         fail(record, cause)
         store.write(record)
         statuses.append("failed")

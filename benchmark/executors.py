@@ -14,9 +14,9 @@ from typing import Any, Protocol
 
 from pebble import ProcessExpired, ProcessPool
 
-from disbench.execute import Job, execute_group, init_worker, record_lost
+from disbench.execute import execute_group, init_worker, record_lost
 from disbench.progress import ProgressDisplay
-from disbench.records import WorkerLost
+from disbench.records import Job, WorkerLost
 from disbench.study import RunSpec
 
 Groups = Sequence[Sequence[RunSpec]]

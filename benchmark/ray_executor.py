@@ -18,9 +18,10 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from disbench.execute import Job, execute_in_worker, record_lost
+from disbench.execute import execute_in_worker, record_lost
 from disbench.executors import Groups
 from disbench.progress import ProgressDisplay
+from disbench.records import Job
 
 
 def _ray() -> Any:

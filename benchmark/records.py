@@ -9,6 +9,7 @@ result without changing the spec (device, threads, batched group size, precision
 from __future__ import annotations
 
 import traceback
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,18 +20,31 @@ from disbench.study import RunSpec
 RECORD_FORMAT = 2
 
 
+@dataclass(frozen=True)
+class Job:
+    """What every group of one study shares; sent to each worker with its groups."""
+
+    out: str
+    device: str
+    profile: str
+    threads: int
+    plugins: tuple[str, ...] = ()
+    rank: tuple[str, ...] = ()  # the study's ranked metrics, kept in each record
+
+
 class WorkerLost(RuntimeError):
     """The process training a run died before writing its record (killed, out of memory)."""
 
 
-def new_record(spec: RunSpec, profile: str, device: str, threads: int) -> dict[str, Any]:
+def new_record(spec: RunSpec, job: Job) -> dict[str, Any]:
     """A record for ``spec`` that says ``failed`` until the run succeeds."""
     cls = METHODS.get(spec.method)
     return {
         "format": RECORD_FORMAT,
         "id": spec.id,
         "train_id": spec.train_id,
-        "profile": profile,
+        "profile": job.profile,
+        "study": {"rank": list(job.rank)},
         "spec": spec.to_dict(),
         "method": {
             "name": spec.method,
@@ -48,12 +62,12 @@ def new_record(spec: RunSpec, profile: str, device: str, threads: int) -> dict[s
         "timings": {},
         "artifacts": {},
         "execution": {
-            "device": device,
-            "threads": threads,
+            "device": job.device,
+            "threads": job.threads,
             "group_size": 1,
             "precision": spec.hparams.get("precision", "fp32"),
         },
-        "environment": environment(device),
+        "environment": environment(job.device),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 

@@ -17,9 +17,9 @@ from typing import Any
 import torch
 
 from disbench import ray_executor
-from disbench.execute import Job
 from disbench.executors import Executor, InProcess, LocalPool
 from disbench.progress import ProgressDisplay
+from disbench.records import Job
 from disbench.registry import METHODS
 from disbench.store import ResultsStore
 from disbench.study import RunSpec, Study
@@ -152,7 +152,7 @@ def _run(
         enabled=show_progress,
     )
     counts = {"ok": 0, "failed": 0, "skipped": len(study.runs) - len(pending)}
-    job = Job(str(out), device, study.name, threads, plugins)
+    job = Job(str(out), device, study.name, threads, plugins, tuple(study.rank))
     for status in executor.run(groups, job, display):
         counts[status] += 1
         display.finish(status)

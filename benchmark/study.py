@@ -22,6 +22,8 @@ from disbench.overrides import parse_override
 from disbench.registry import DATASETS, METHODS, METRICS, RegistryError
 
 PROFILE_DIR = Path(__file__).parent / "profiles"
+# The four scores the field reports: the leaderboard's default mean rank.
+DEFAULT_RANK = ("mig", "dci", "factor_vae", "sap_score")
 SPEC_VERSION = 2  # bump when the meaning of a spec changes, so old ids are not reused
 
 _TOP_KEYS = {
@@ -33,6 +35,7 @@ _TOP_KEYS = {
     "metrics",
     "methods",
     "execution",
+    "report",
 }
 _METHOD_KEYS = {"grid", "sweep", "steps", "batch_size", "seeds", "datasets", "group_size"}
 _EXEC_KEYS = {"workers", "group_size", "device", "torch_threads", "executor", "ray_address"}
@@ -136,6 +139,7 @@ class Study:
     runs: list[RunSpec]
     execution: dict[str, Any]
     raw: dict[str, Any]
+    rank: list[str] = field(default_factory=lambda: list(DEFAULT_RANK))
 
 
 def _digest(obj: Any) -> str:
@@ -328,4 +332,22 @@ def expand(raw: dict[str, Any], name: str, where: str) -> Study:
             runs.append(RunSpec(ds, mname, hp, seed, budget, eval_seed, metrics, versions))
     ids = [r.id for r in runs]
     _require(len(set(ids)) == len(ids), where, "two runs expand to the same spec")
-    return Study(name, raw.get("description", ""), runs, execution, raw)
+    rank = _rank(raw.get("report", {}), metrics, where)
+    return Study(name, raw.get("description", ""), runs, execution, raw, rank)
+
+
+def _rank(report: Any, metrics: dict[str, Any], where: str) -> list[str]:
+    """``[report] rank``: the metrics the leaderboard's mean rank runs over."""
+    _require(isinstance(report, dict) and set(report) <= {"rank"}, where, "[report] takes rank")
+    rank = report.get("rank", list(DEFAULT_RANK))
+    _require(
+        isinstance(rank, list) and rank and all(isinstance(m, str) for m in rank),
+        where,
+        f"report.rank must be a non-empty list of metric names, got {rank!r}",
+    )
+    missing = [m for m in rank if m not in metrics]
+    if missing and report.get("rank") is not None:
+        raise ProfileError(
+            f"profile {where}: report.rank names {missing}, which the study does not compute"
+        )
+    return [m for m in rank if m in metrics]

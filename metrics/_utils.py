@@ -8,9 +8,9 @@ reproduced here to floating-point rounding (tests compare both on the same array
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -136,3 +136,13 @@ def encode_factors(dataset: GroundTruthDataset, encode: Encoder, factors: np.nda
     (bounds the memory of rendered images)."""
     parts = [encode(dataset.render(factors[i : i + CHUNK])) for i in range(0, len(factors), CHUNK)]
     return np.concatenate(parts, axis=0)
+
+
+def vote_caveats(settings: Mapping[str, Any], published: Mapping[str, Any]) -> list[str]:
+    """The BetaVAE and FactorVAE scores are fractions of votes: fewer votes than the
+    published protocol give a coarser, noisier score."""
+    out = []
+    for key, what in (("num_eval", "evaluation votes"), ("num_train", "training votes")):
+        if int(settings[key]) < int(published[key]):
+            out.append(f"{settings[key]} {what} (published {published[key]:,})")
+    return out

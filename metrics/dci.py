@@ -25,6 +25,7 @@ Modes (setting ``mode``):
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -159,6 +160,16 @@ class DciMetric(Metric):
         "n_jobs": 0,
         "num_bins": 64,
     }
+
+    @classmethod
+    def caveats(cls, settings: Mapping[str, Any]) -> list[str]:
+        if settings.get("mode") != "fast":
+            return []
+        return [
+            "fast mode (histogram gradient boosting): disentanglement measured within 0.015 "
+            "of the exact mode at 10,000 / 5,000 points and within 0.057 at 2,000 / 1,000 "
+            "(perf/metrics.md)"
+        ]
 
     def compute(self, ctx: EvalContext, settings: dict[str, Any]) -> dict[str, float]:
         codes_train, factors_train = ctx.points("train", settings["num_train"])

@@ -54,12 +54,21 @@ def test_failing_runs_are_recorded_and_the_others_ranked(tmp_path) -> None:
     ok = records[("pca", 0)]
     assert ok["status"] == "ok" and 0 <= ok["scores"]["mig"]["discrete_mig"] <= 1
     assert ok["environment"]["packages"]["numpy"]
+    assert ok["study"] == {"rank": ["mig"]}  # what the leaderboard ranks this study by
+    threads = os.cpu_count() or 1  # one worker: every core
+    assert ok["execution"] == {
+        "device": "cpu",
+        "threads": threads,
+        "group_size": 1,
+        "precision": "fp32",
+    }
     assert ok["timings"]["fit_s"] > 0
 
     board = tmp_path / "leaderboard.md"
     build_report(out, board)
     text = board.read_text()
-    assert "| pca | 1.00 | 2 |" in text
+    assert "| 1.00 | pca [PI] | 2 |" in text
+    assert "| always_fails [F2] | 0 |" in text
     assert "## Failed runs" in text and "deliberate failure for the test" in text
 
 

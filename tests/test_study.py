@@ -156,3 +156,12 @@ def test_bumping_a_method_version_gives_new_run_ids(tmp_path, monkeypatch) -> No
     assert [r.versions["method"] for r in after.runs] == [2] * len(after.runs)
     assert not {r.id for r in before.runs} & {r.id for r in after.runs}
     assert not {r.train_id for r in before.runs} & {r.train_id for r in after.runs}
+
+
+def test_report_rank_defaults_to_the_field_four_and_must_name_computed_metrics(tmp_path) -> None:
+    assert load_profile("cpu").rank == ["mig", "dci", "factor_vae", "sap_score"]
+    assert load_profile(write(tmp_path, MINIMAL)).rank == ["mig"]  # the only metric computed
+    ranked = load_profile(write(tmp_path, MINIMAL + '[report]\nrank = ["mig"]\n'))
+    assert ranked.rank == ["mig"]
+    with pytest.raises(ProfileError, match=r"report.rank names \['dci'\], which the study"):
+        load_profile(write(tmp_path, MINIMAL + '[report]\nrank = ["dci"]\n'))

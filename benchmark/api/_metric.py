@@ -61,6 +61,18 @@ class Metric(ABC):
         return {**cls.defaults, **given}
 
     @classmethod
+    def caveats(cls, settings: Mapping[str, Any]) -> list[str]:
+        """How these settings depart from the published protocol so that values may differ
+        (the leaderboard marks the metric approximate and prints these); none by default."""
+        return []
+
+    @classmethod
+    def resolution(cls, settings: Mapping[str, Any]) -> float | None:
+        """The smallest step the primary score can take (1 / votes for a vote fraction);
+        the leaderboard prints no more digits than that. None: continuous."""
+        return None
+
+    @classmethod
     def sizes(cls, settings: Mapping[str, Any]) -> tuple[int, int]:
         if cls.needs_dataset:
             return 0, 0

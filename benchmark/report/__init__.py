@@ -1,0 +1,102 @@
+"""The report: ``scores.csv``, plots, ``leaderboard.md`` and ``leaderboard.html``, rebuilt
+from the run records alone. The same records give byte-identical markdown and HTML.
+
+:mod:`.sections` decides what a cell may pool and every caveat; :mod:`.plots`,
+:mod:`.markdown` and :mod:`.html` only present it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from disbench.report.html import write_html
+from disbench.report.markdown import write_markdown
+from disbench.report.plots import method_colours, write_section_plots
+from disbench.report.sections import Section, sections
+from disbench.store import ResultsStore, atomic_write_text
+
+__all__ = ["build_report", "tidy_scores"]
+
+
+def tidy_scores(records: Iterable[dict[str, Any]], studies: list[Section]) -> pd.DataFrame:
+    """One row per run x score (failed runs appear once, with no metric), with the study
+    and the row label the leaderboard pools it under."""
+    where = {
+        r["id"]: (s.title, row.label)
+        for s in studies
+        for rows in s.rows.values()
+        for row in rows
+        for r in row.records
+    }
+    rows = []
+    for rec in records:
+        if rec["id"] not in where:
+            continue
+        spec = rec["spec"]
+        study, label = where[rec["id"]]
+        base = {
+            "run_id": rec["id"],
+            "study": study,
+            "profile": rec.get("profile", ""),
+            "dataset": rec.get("dataset_label", spec["dataset"]["name"]),
+            "dataset_kind": rec.get("dataset", {}).get("kind", ""),
+            "method": spec["method"],
+            "setting": label,
+            "hparams": json.dumps(spec["hparams"], sort_keys=True),
+            "seed": spec["seed"],
+            "status": rec["status"],
+        }
+        scores = rec.get("scores", {}) if rec["status"] == "ok" else {}
+        if not scores:
+            rows.append({**base, "metric": None, "key": None, "value": np.nan, "primary": False})
+        for metric, values in sorted(scores.items()):
+            for key, value in sorted(values.items()):
+                primary = rec.get("primary", {}).get(metric) == key
+                rows.append(
+                    {**base, "metric": metric, "key": key, "value": value, "primary": primary}
+                )
+    return pd.DataFrame(rows, columns=[*base_columns(), "metric", "key", "value", "primary"])
+
+
+def base_columns() -> list[str]:
+    return [
+        "run_id",
+        "study",
+        "profile",
+        "dataset",
+        "dataset_kind",
+        "method",
+        "setting",
+        "hparams",
+        "seed",
+        "status",
+    ]
+
+
+def build_report(out: Path, leaderboard: Path, profile: str | None = None) -> dict[str, Path]:
+    """Everything from ``<out>/runs/*.json`` (or one profile's runs)."""
+    store = ResultsStore(out)
+    records = sorted(store.records(), key=lambda r: r["id"])
+    if profile is not None:
+        records = [r for r in records if r.get("profile") == profile]
+    if not records:
+        what = f"of profile {profile!r} " if profile else ""
+        raise FileNotFoundError(
+            f"no run records {what}under {store.runs_dir}; run `disbench run` first"
+        )
+    studies = sections(records)
+    csv_path = out / "scores.csv"
+    atomic_write_text(csv_path, tidy_scores(records, studies).to_csv(index=False))
+    colours = method_colours([r["spec"]["method"] for r in records])
+    plots = {s.slug: write_section_plots(s, out / "plots", colours) for s in studies}
+    html_path = out / "leaderboard.html"
+    atomic_write_text(leaderboard, write_markdown(studies, records, plots, out, leaderboard))
+    atomic_write_text(html_path, write_html(studies, records, plots, out, html_path))
+    figures = {f"{s}: {name}": p for s, named in plots.items() for name, p in named.items()}
+    return {"scores": csv_path, "leaderboard": leaderboard, "html": html_path, **figures}
