@@ -9,10 +9,10 @@ import shutil
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from test_report import record
 
 from disbench.report import build_report
 from disbench.store import ResultsStore
-from tests.test_report import record
 
 
 def _browser() -> webdriver.Chrome:
