@@ -31,7 +31,13 @@ def tests(session: nox.Session) -> None:
         )
     session.install(*CONSTRAINTS, "-e", ".[test]")
     session.install("--no-deps", "-r", "tests/requirements-reference.txt")
-    session.install("--no-deps", "-e", "examples/disbench-example-plugin")
+    # The example plugins: numpy and PyTorch methods, a dataset, a metric, and the Flax
+    # method with JAX, Flax and optax (CPU builds).
+    examples = ["disbench-example-plugin", "disbench-torch-ae", "disbench-example-dataset"]
+    examples += ["disbench-example-metric"]
+    for example in examples:
+        session.install("--no-deps", "-e", f"examples/{example}")
+    session.install(*CONSTRAINTS, "-e", "examples/disbench-flax-vae")
     session.run("pytest", "-q", *session.posargs)
 
 

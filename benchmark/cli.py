@@ -7,11 +7,12 @@ import os
 import sys
 from pathlib import Path
 
-from disbench import dataset_show, score
+from disbench import dataset_show, scaffold, score
+from disbench.contracts import check_method
 from disbench.registry import DATASETS, METHODS, METRICS, RegistryError, load_plugin
 from disbench.report import build_report
 from disbench.runner import failed_runs, run_study
-from disbench.study import ProfileError, load_profile
+from disbench.study import ProfileError, load_profile, only_methods
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -60,6 +61,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="KEY=VALUE",
         help="override one profile key, e.g. --set train.steps=100 --set seeds=[0]",
     )
+    run.add_argument(
+        "--methods",
+        default=None,
+        metavar="A,B",
+        help="run only these methods of the profile, e.g. --methods my_method,beta_vae,pca",
+    )
     run.add_argument("--quiet", action="store_true", help="no progress display")
     run.add_argument(
         "--retry-failed",
@@ -83,6 +90,20 @@ def build_parser() -> argparse.ArgumentParser:
     score.add_arguments(score_p)
     _common(score_p)
 
+    check = sub.add_parser(
+        "check-method", help="check a method against the plugin contract (fits it twice)"
+    )
+    check.add_argument("name", help="registered method name")
+    check.add_argument("--dataset", default="blobs", help="dataset to fit on (default blobs)")
+    check.add_argument(
+        "--param", action="append", default=[], metavar="KEY=VALUE", help="dataset parameter"
+    )
+    check.add_argument("--steps", type=int, default=20, help="training steps per fit")
+    _common(check)
+
+    new = sub.add_parser("new-method", help="write a ready-to-install method plugin package")
+    scaffold.add_arguments(new)
+
     datasets = sub.add_parser("datasets", help="look at a dataset")
     dsub = datasets.add_subparsers(dest="datasets_command", required=True)
     show = dsub.add_parser("show", help="PNG of samples and one traversal row per factor")
@@ -100,6 +121,8 @@ def _default_profile() -> str:
 def cmd_run(args: argparse.Namespace) -> int:
     """0 when every run of the study is ok, 1 when any is failed (each listed on stderr)."""
     study = load_profile(args.profile or _default_profile(), args.overrides)
+    if args.methods:
+        study = only_methods(study, [m.strip() for m in args.methods.split(",") if m.strip()])
     counts = run_study(
         study,
         args.out,
@@ -147,6 +170,16 @@ def cmd_list(args: argparse.Namespace) -> int:
             item = registry.get(name)
             desc = getattr(item, "description", "") or (item.__doc__ or "").strip().split("\n")[0]
             print(f"  {name:24s} {desc}")
+        for name, why in sorted(registry.unavailable.items()):
+            print(f"  {name:24s} unavailable: {why}")
+    return 0
+
+
+def cmd_check_method(args: argparse.Namespace) -> int:
+    params = dataset_show.parse_params(args.param)
+    for line in check_method(args.name, args.dataset, params, args.steps):
+        print(f"ok: {line}")
+    print(f"method {args.name!r} keeps the contract")
     return 0
 
 
@@ -164,6 +197,8 @@ COMMANDS = {
     "list": cmd_list,
     "datasets": cmd_datasets,
     "score": cmd_score,
+    "check-method": cmd_check_method,
+    "new-method": lambda args: scaffold.run(args),
 }
 
 

@@ -24,6 +24,12 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from disbench.api import FitContext, Representation
+from disbench.contracts import (
+    ContractError,
+    check_dataset,
+    check_representation,
+    checked_encoder,
+)
 from disbench.evaluate import evaluate
 from disbench.records import Job, fail, new_record, set_scores
 from disbench.registry import METHODS, load_plugin
@@ -107,7 +113,7 @@ def execute_group(spec_dicts: list[dict[str, Any]], job: Job) -> list[str]:
     reps: list[Representation | None] = [None] * len(specs)
     dataset = None
     try:
-        dataset = specs[0].dataset.create()
+        dataset = check_dataset(specs[0].dataset.name, specs[0].dataset.create())
         for rec in records:
             rec["dataset"] = dataset.describe()
         method = METHODS.get(specs[0].method)()
@@ -144,8 +150,12 @@ def execute_group(spec_dicts: list[dict[str, Any]], job: Job) -> list[str]:
                 if isinstance(outcome, Exception):  # this run alone failed
                     fail(records[i], outcome)
                     continue
-                reps[i] = outcome
-                _save_model(store, specs[i], outcome, contexts[i], records[i])
+                try:
+                    reps[i] = check_representation(specs[i].method, outcome)
+                except ContractError as exc:
+                    fail(records[i], exc)
+                    continue
+                _save_model(store, specs[i], reps[i], contexts[i], records[i])
     except Exception as exc:  # noqa: BLE001 - a failing method must not stop the study
         for i, rec in enumerate(records):
             if reps[i] is None and rec["error"] is None:
@@ -192,7 +202,8 @@ def _score(
         if hasattr(rep, "decode"):
             path = write_traversal_png(rep, dataset, store.traversal_path(spec.id), spec.eval_seed)
             record["artifacts"]["traversal"] = str(path.relative_to(store.root))
-        scores, errors, timings = evaluate(dataset, rep.encode, spec.metrics, spec.eval_seed)
+        encode = checked_encoder(spec.method, rep.encode)
+        scores, errors, timings = evaluate(dataset, encode, spec.metrics, spec.eval_seed)
     except Exception as exc:  # noqa: BLE001
         fail(record, exc)
         return

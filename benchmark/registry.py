@@ -28,6 +28,8 @@ class Registry:
         self.group = KINDS[kind][1]
         self.builtin_package = builtin_package
         self._loaded = False
+        # entry point name -> why it cannot load (a package it needs is not installed)
+        self.unavailable: dict[str, str] = {}
 
     def load(self) -> None:
         """Import the built-ins and the installed entry-point plugins (once)."""
@@ -42,6 +44,11 @@ class Registry:
         for ep in entry_points(group=self.group):
             try:
                 ep.load()
+            except ModuleNotFoundError as exc:  # an optional framework, e.g. jax, is missing
+                self.unavailable[ep.name] = (
+                    f"needs the package {exc.name!r}, which is not installed "
+                    f"(plugin {ep.value} in group {self.group})"
+                )
             except Exception as exc:  # noqa: BLE001 - any plugin failure is reported the same way
                 raise RegistryError(
                     f"{self.kind} plugin entry point {ep.name!r} ({ep.value}) in group "
@@ -54,6 +61,8 @@ class Registry:
 
     def get(self, name: str) -> Any:
         table = self._table()
+        if name not in table and name in self.unavailable:
+            raise RegistryError(f"{self.kind} {name!r} is unavailable: {self.unavailable[name]}")
         if name not in table:
             known = sorted(table)
             close = difflib.get_close_matches(name, known, n=1)

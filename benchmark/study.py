@@ -351,3 +351,17 @@ def _rank(report: Any, metrics: dict[str, Any], where: str) -> list[str]:
             f"profile {where}: report.rank names {missing}, which the study does not compute"
         )
     return [m for m in rank if m in metrics]
+
+
+def only_methods(study: Study, names: list[str]) -> Study:
+    """The study restricted to ``names`` (``disbench run --methods a,b``), each of which the
+    profile must train (``[methods."*"]`` trains every registered method)."""
+    present = sorted({r.method for r in study.runs})
+    missing = [n for n in names if n not in present]
+    if missing:
+        raise ProfileError(
+            f"--methods: {missing} not in profile {study.name!r}, whose methods are "
+            f"{', '.join(present)}"
+        )
+    runs = [r for r in study.runs if r.method in names]
+    return Study(study.name, study.description, runs, study.execution, study.raw, study.rank)

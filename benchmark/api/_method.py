@@ -103,6 +103,8 @@ class Method(ABC):
     # False for a method rebuilt from its paper's text without reference code: the
     # leaderboard marks it, and its docs say what was reconstructed.
     reference_code: ClassVar[bool] = True
+    # True: on the CPU the same seed gives the same codes (`disbench check-method` tests it).
+    deterministic: ClassVar[bool] = True
     batchable: ClassVar[bool] = False
     # Numbers the method's paper reports (never computed here), shown apart on the leaderboard.
     paper_results: ClassVar[tuple[PaperResult, ...]] = ()

@@ -7,6 +7,8 @@ importing the built-in modules and the entry-point plugins. Registering imports 
 
 from __future__ import annotations
 
+import inspect
+from collections.abc import Mapping
 from typing import TypeVar
 
 from disbench.api._dataset import GroundTruthDataset
@@ -45,6 +47,7 @@ def register(cls: C) -> C:
             f"register: {kind} {where} needs a class attribute `name` that is a Python "
             f"identifier, got {name!r}"
         )
+    _check_attributes(kind, name, cls)
     version = getattr(cls, "version", None)
     if not isinstance(version, int) or isinstance(version, bool) or version < 1:
         raise RegistryError(f"register: {kind} {name!r} needs an integer version >= 1")
@@ -55,6 +58,27 @@ def register(cls: C) -> C:
         )
     table[name] = (cls, cls.__module__)
     return cls
+
+
+# Class attributes each kind must set, and their types.
+_REQUIRED: dict[str, dict[str, type]] = {
+    "dataset": {"kind": str, "description": str},
+    "method": {"description": str, "defaults": dict, "sweep": dict, "framework": str},
+    "metric": {"description": str, "primary": str, "defaults": Mapping},
+}
+
+
+def _check_attributes(kind: str, name: str, cls: type) -> None:
+    for attr, typ in _REQUIRED[kind].items():
+        value = getattr(cls, attr, None)
+        if not isinstance(value, typ):
+            raise RegistryError(
+                f"register: {kind} {name!r} needs a class attribute `{attr}` "
+                f"({typ.__name__}), got {value!r}"
+            )
+    if inspect.isabstract(cls):
+        missing = ", ".join(sorted(getattr(cls, "__abstractmethods__", ())))
+        raise RegistryError(f"register: {kind} {name!r} does not implement {missing}")
 
 
 def registered(kind: str) -> dict[str, tuple[type, str]]:

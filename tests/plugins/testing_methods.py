@@ -5,7 +5,7 @@ sleeps first so a test can kill a study in the middle of a run, ``kills_its_work
 its process during fit (only ever run it in a worker: in-process it ends the tests),
 ``nan_while_marked`` is PCA whose codes are NaN while the file ``marker`` exists, and
 ``killed_while_marked`` is PCA whose process is SIGKILLed (as by the out-of-memory killer)
-while the file ``marker`` exists.
+while the file ``marker`` exists. The rest break one rule of the plugin contract each.
 """
 
 from __future__ import annotations
@@ -90,3 +90,47 @@ class KilledWhileMarked(PCAMethod):
             os.kill(os.getpid(), signal.SIGKILL)
         inner = {k: v for k, v in hparams.items() if k != "marker"}
         return super().fit(dataset, inner, seed, budget, ctx)
+
+
+class _Codes(Representation):
+    """Encodes with a given function of the observations (for the contract tests)."""
+
+    def __init__(self, fn: Any) -> None:
+        self.fn = fn
+
+    def encode(self, x: np.ndarray) -> Any:
+        return self.fn(x)
+
+
+def _codes_method(name: str, fn: Any, what: str) -> type:
+    """A PCA-based test method whose fit returns codes made by ``fn`` (a contract breach)."""
+
+    def fit(self: Any, *args: Any, **kwargs: Any) -> Representation:
+        return _Codes(fn)
+
+    cls = type(name, (PCAMethod,), {"name": name, "description": what, "fit": fit})
+    return register(cls)
+
+
+_codes_method("returns_one_row", lambda x: np.zeros((1, 3)), "encode returns one row")
+_codes_method("complex_codes", lambda x: np.zeros((len(x), 3), complex), "complex codes")
+_codes_method("tensor_codes", lambda x: [[0.0] * 3] * len(x), "encode returns a list")
+
+
+@register
+class ReturnsDict(PCAMethod):
+    name: ClassVar[str] = "returns_dict"
+    description: ClassVar[str] = "test method whose fit returns a dict"
+
+    def fit(self, *args: Any, **kwargs: Any) -> Any:
+        return {"codes": None}
+
+
+@register
+class Unseeded(PCAMethod):
+    name: ClassVar[str] = "unseeded"
+    description: ClassVar[str] = "test method that ignores its seed (declares determinism)"
+
+    def fit(self, dataset, hparams, seed, budget, ctx):  # type: ignore[no-untyped-def]
+        weights = np.random.default_rng().normal(size=(int(np.prod(dataset.observation_shape)), 3))
+        return _Codes(lambda x: x.reshape(len(x), -1) @ weights)
