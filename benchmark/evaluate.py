@@ -47,13 +47,15 @@ def evaluate(
     encode: Callable[[np.ndarray], np.ndarray],
     metrics: dict[str, dict[str, Any]],
     eval_seed: int,
+    representation: Any = None,
 ) -> tuple[Scores, dict[str, str], dict[str, float]]:
-    """:func:`run_metrics` on points drawn from ``dataset`` and encoded once.
+    """:func:`run_metrics` on points drawn from ``dataset`` and encoded once (metrics that
+    decode, such as ``cs_transfer``, also get the ``representation``).
 
     Codes that are NaN or of the wrong shape make the shared encoding fail, which fails
     the run; ``timings["encode"]`` is the time to draw and encode the points.
     """
-    ctx = EvalContext(seed=eval_seed, dataset=dataset, encode=encode)
+    ctx = EvalContext(seed=eval_seed, dataset=dataset, encode=encode, representation=representation)
     sizes = [METRICS.get(name).sizes(given) for name, given in metrics.items()]
     start = time.perf_counter()
     ctx.prepare(max((s[0] for s in sizes), default=0), max((s[1] for s in sizes), default=0))

@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from threadpoolctl import threadpool_limits
 
-from disbench.api import FitContext, Representation
+from disbench.api import ContentStyle, FitContext, Representation
 from disbench.contracts import (
     ContractError,
     check_dataset,
@@ -35,7 +35,7 @@ from disbench.records import Job, fail, new_record, set_scores
 from disbench.registry import METHODS, load_plugin
 from disbench.store import ResultsStore, atomic_write_text
 from disbench.study import RunSpec
-from disbench.traversal import write_traversal_png
+from disbench.traversal import write_transfer_png, write_traversal_png
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -203,7 +203,10 @@ def _score(
             path = write_traversal_png(rep, dataset, store.traversal_path(spec.id), spec.eval_seed)
             record["artifacts"]["traversal"] = str(path.relative_to(store.root))
         encode = checked_encoder(spec.method, rep.encode)
-        scores, errors, timings = evaluate(dataset, encode, spec.metrics, spec.eval_seed)
+        if isinstance(rep, ContentStyle):
+            path = write_transfer_png(rep, dataset, store.transfer_path(spec.id), spec.eval_seed)
+            record["artifacts"]["transfer_grid"] = str(path.relative_to(store.root))
+        scores, errors, timings = evaluate(dataset, encode, spec.metrics, spec.eval_seed, rep)
     except Exception as exc:  # noqa: BLE001
         fail(record, exc)
         return

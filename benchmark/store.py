@@ -50,6 +50,9 @@ class ResultsStore:
     def traversal_path(self, run_id: str) -> Path:
         return self.root / "plots" / "traversals" / f"{run_id}.png"
 
+    def transfer_path(self, run_id: str) -> Path:
+        return self.root / "plots" / "transfers" / f"{run_id}.png"
+
     def finished_ids(self, failed: bool = True) -> set[str]:
         """Ids with a record; with ``failed=False`` only those whose run succeeded."""
         if not failed:

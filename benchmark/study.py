@@ -37,7 +37,16 @@ _TOP_KEYS = {
     "execution",
     "report",
 }
-_METHOD_KEYS = {"grid", "sweep", "steps", "batch_size", "seeds", "datasets", "group_size"}
+_METHOD_KEYS = {
+    "grid",
+    "sweep",
+    "steps",
+    "batch_size",
+    "seeds",
+    "datasets",
+    "group_size",
+    "metrics",
+}
 _EXEC_KEYS = {"workers", "group_size", "device", "torch_threads", "executor", "ray_address"}
 
 
@@ -236,13 +245,16 @@ def _grid(method_cls: Any, conf: dict[str, Any], where: str, key: str) -> list[d
     return [method_cls.resolve_hparams(c) for c in combos]
 
 
-def _metrics(conf: Any, where: str) -> dict[str, dict[str, Any]]:
+def _metrics(
+    conf: Any, where: str, per_method: list[str]
+) -> tuple[list[str], dict[str, dict[str, Any]]]:
+    """(the study's metric names, settings of those and of the ``per_method`` extras)."""
     conf = copy.deepcopy(conf or {})
     _require(isinstance(conf, dict), where, "[metrics] must be a table")
     names = conf.pop("names", "all")
     common = conf.pop("common", {})
     if names == "all":
-        names = METRICS.names()
+        names = [n for n in METRICS.names() if METRICS.get(n).in_all]
     _require(
         isinstance(names, list) and all(isinstance(n, str) for n in names),
         where,
@@ -250,19 +262,20 @@ def _metrics(conf: Any, where: str) -> dict[str, dict[str, Any]]:
     )
     for extra in conf:
         _require(
-            extra in names,
+            extra in names or extra in per_method,
             where,
-            f"[metrics.{extra}] configures a metric that is not in metrics.names",
+            f"[metrics.{extra}] configures a metric that is not in metrics.names "
+            "nor in any method's metrics",
         )
     out = {}
-    for name in names:
+    for name in [*names, *(n for n in per_method if n not in names)]:
         try:
             metric = METRICS.get(name)
             shared = {k: v for k, v in common.items() if k in metric.defaults}
             out[name] = metric.settings({**shared, **conf.get(name, {})})
         except (RegistryError, ValueError) as exc:
             raise ProfileError(f"profile {where}: metrics: {exc}") from exc
-    return out
+    return names, out
 
 
 def expand(raw: dict[str, Any], name: str, where: str) -> Study:
@@ -290,7 +303,17 @@ def expand(raw: dict[str, Any], name: str, where: str) -> Study:
         where,
         f'[execution] executor must be "local" or "ray", got {execution.get("executor")!r}',
     )
-    metrics = _metrics(raw.get("metrics"), where)
+    per_method = sorted(
+        {
+            name
+            for conf in raw.get("methods", {}).values()
+            if isinstance(conf, dict)
+            for name in conf.get("metrics", [])
+            if isinstance(name, str)
+        }
+    )
+    names, all_settings = _metrics(raw.get("metrics"), where, per_method)
+    metrics = {name: all_settings[name] for name in names}
 
     methods_conf = dict(raw.get("methods", {}))
     _require(methods_conf, where, "no [methods.*] table: a study needs at least one method")
@@ -316,6 +339,13 @@ def expand(raw: dict[str, Any], name: str, where: str) -> Study:
             where,
             f"[{key}] steps and batch_size must be positive integers",
         )
+        extra = conf.get("metrics", [])
+        _require(
+            isinstance(extra, list) and all(isinstance(m, str) for m in extra),
+            where,
+            f"[{key}] metrics must be a list of metric names (added for this method's runs)",
+        )
+        m_metrics = {**metrics, **{name: all_settings[name] for name in extra}}
         m_seeds = _seeds(conf["seeds"], where, f"{key}.seeds") if "seeds" in conf else seeds
         m_data = (
             _datasets(conf["datasets"], where, f"{key}.datasets")
@@ -326,10 +356,10 @@ def expand(raw: dict[str, Any], name: str, where: str) -> Study:
             versions = {
                 "dataset": DATASETS.get(ds.name).version,
                 "method": cls.version,
-                "metrics": {name: METRICS.get(name).version for name in metrics},
+                "metrics": {name: METRICS.get(name).version for name in m_metrics},
             }
             budget = TrainBudget(steps, batch)
-            runs.append(RunSpec(ds, mname, hp, seed, budget, eval_seed, metrics, versions))
+            runs.append(RunSpec(ds, mname, hp, seed, budget, eval_seed, m_metrics, versions))
     ids = [r.id for r in runs]
     _require(len(set(ids)) == len(ids), where, "two runs expand to the same spec")
     rank = _rank(raw.get("report", {}), metrics, where)

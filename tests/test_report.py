@@ -251,3 +251,14 @@ def test_smoke_twice_under_two_evaluations_never_pools_them(tmp_path) -> None:
     rows = table_rows(text)
     assert len(rows) == 4  # pca and fastica in each study
     assert all(int(line.split(" | ")[2]) == 2 for line in rows)  # smoke has 2 seeds
+
+
+def test_report_profile_keeps_one_profile(tmp_path) -> None:
+    store = ResultsStore(tmp_path / "results")
+    for profile in ("first", "second"):
+        for seed in range(2):
+            store.write(record(f"{profile}{seed}", "a", seed, 0.5, 0.5, profile=profile))
+    board = tmp_path / "leaderboard.md"
+    build_report(store.root, board, profile="second")
+    titles = re.findall(r"^## Study: (.*)$", board.read_text(), flags=re.M)
+    assert titles == ["second"]

@@ -14,12 +14,20 @@ loaded with ``disbench run --plugin MODULE``.
 """
 
 from disbench.api._dataset import GroundTruthDataset, Kind
-from disbench.api._method import FitContext, Method, PaperResult, Representation, TrainBudget
+from disbench.api._method import (
+    ContentStyle,
+    FitContext,
+    Method,
+    PaperResult,
+    Representation,
+    TrainBudget,
+)
 from disbench.api._metric import Encoder, EvalContext, Metric, MetricError
 from disbench.api._register import KINDS, RegistryError, register, registered
 
 __all__ = [
     "KINDS",
+    "ContentStyle",
     "Encoder",
     "EvalContext",
     "FitContext",

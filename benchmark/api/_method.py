@@ -79,6 +79,19 @@ class Representation(ABC):
         return rep
 
 
+class ContentStyle(Representation):
+    """A representation whose codes are ``[content, style]``: the first ``content_dims`` are
+    content, the rest style, and ``decode`` generates an image from any content code paired
+    with any style code. Content/style evaluations (``cs_transfer``) and the transfer-grid
+    image need it."""
+
+    content_dims: int
+
+    @abstractmethod
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        """Observations float32 [n, C, H, W] in [0, 1] for codes [n, D] = [content, style]."""
+
+
 @dataclass(frozen=True)
 class PaperResult:
     """One verified number from a method's paper, on the published dataset it names."""

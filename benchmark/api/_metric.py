@@ -44,6 +44,9 @@ class Metric(ABC):
     needs_dataset: ClassVar[bool] = False
     higher_is_better: ClassVar[bool] = True
     version: ClassVar[int] = 1
+    # False: the metric applies to some representations only (content/style ones) and runs
+    # only where a profile names it, never through `names = "all"`.
+    in_all: ClassVar[bool] = True
 
     @abstractmethod
     def compute(self, ctx: EvalContext, settings: dict[str, Any]) -> dict[str, float]:
@@ -86,6 +89,7 @@ class EvalContext:
     seed: int
     dataset: GroundTruthDataset | None = None
     encode: Encoder | None = None
+    representation: Any = None  # the trained Representation, for metrics that decode
     encode_batch: int = 256
     _train: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)
     _test: tuple[np.ndarray, np.ndarray] | None = field(default=None, repr=False)

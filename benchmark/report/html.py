@@ -10,7 +10,7 @@ import jinja2
 import numpy as np
 
 from disbench.report.markdown import cell, column, rel, significance_lines
-from disbench.report.sections import LEGEND, Section, rank_definition
+from disbench.report.sections import LEGEND, Section, rank_definition, rebuilt_methods
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("disbench.report", "."),
@@ -66,6 +66,7 @@ def _section(section: Section, plots: dict[str, Path], root: Path, base: Path) -
                     "n": row.n,
                     "cells": cells,
                     "traversal": rel(root / row.traversal, base) if row.traversal else None,
+                    "transfer": rel(root / row.transfer_grid, base) if row.transfer_grid else None,
                 }
             )
         datasets.append(
@@ -76,6 +77,7 @@ def _section(section: Section, plots: dict[str, Path], root: Path, base: Path) -
                 "columns": [column(section, m) for m in section.metrics],
                 "rows": table_rows,
                 "rank_definition": rank_definition(section),
+                "rebuilt": "; ".join(rebuilt_methods(section)),
                 "significance": "; ".join(significance_lines(section, dataset)),
             }
         )

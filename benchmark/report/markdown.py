@@ -14,6 +14,7 @@ from disbench.report.sections import (
     Section,
     method_paper_results,
     rank_definition,
+    rebuilt_methods,
 )
 
 
@@ -98,10 +99,17 @@ def write_markdown(
                     str(row.n),
                 ]
                 cells += [cell(row, m, section, dataset) for m in section.metrics]
-                link = rel(root / row.traversal, base) if row.traversal else None
-                cells.append(f"[png]({link})" if link else "")
+                images = [
+                    f"[{label}]({rel(root / path, base)})"
+                    for label, path in (("png", row.traversal), ("transfer", row.transfer_grid))
+                    if path
+                ]
+                cells.append(" ".join(images))
                 lines.append("| " + " | ".join(cells) + " |")
             lines += ["", rank_definition(section)]
+            rebuilt = rebuilt_methods(section)
+            if rebuilt:
+                lines += ["", "PR (no reference code): " + "; ".join(rebuilt) + "."]
             sig = significance_lines(section, dataset)
             if sig:
                 lines += ["", "Best against runner-up: " + "; ".join(sig) + "."]

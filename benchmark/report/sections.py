@@ -37,7 +37,8 @@ LEGEND = {
     "F": "runs of this row that failed (count; see Failed runs)",
     "NC": "fits that did not converge (count of seeds), e.g. FastICA at its iteration cap",
     "PI": "given privileged information the other methods are not (the true number of factors)",
-    "PR": "rebuilt from the paper's text without reference code",
+    "PR": "rebuilt without reference code, from the paper's text or only its abstract (the "
+    "study says which)",
     "LF": "training loss still falling at the end: more than 2% lower over the last fifth "
     "of training (count of seeds); the budget, not the method, may limit this row",
     "Z": "seeds where the metric kept no active code and scored 0 by disentanglement_lib's "
@@ -63,6 +64,7 @@ class Row:
     no_active: dict[str, int] = field(default_factory=dict)  # metric -> seeds
     curve: list[tuple[int, float]] = field(default_factory=list)  # (step, median loss)
     traversal: str | None = None  # the median-scoring seed's traversal image
+    transfer_grid: str | None = None  # its content/style transfer grid, for C-S methods
 
     @property
     def ok(self) -> list[dict[str, Any]]:
@@ -318,7 +320,7 @@ def _fill(row: Row, keys: dict[str, str], ranked: list[str]) -> None:
         if zero:
             row.no_active[metric] = zero
     row.curve = _median_curve(row.ok)
-    row.traversal = _median_traversal(row, keys, ranked)
+    row.traversal, row.transfer_grid = _median_images(row, keys, ranked)
 
 
 def still_falling(curve: list[dict[str, float]] | None) -> bool:
@@ -343,17 +345,21 @@ def _median_curve(records: list[dict[str, Any]]) -> list[tuple[int, float]]:
     ]
 
 
-def _median_traversal(row: Row, keys: dict[str, str], ranked: list[str]) -> str | None:
-    """The traversal of the seed whose score is the median of the first ranked metric."""
+def _median_images(
+    row: Row, keys: dict[str, str], ranked: list[str]
+) -> tuple[str | None, str | None]:
+    """The traversal and transfer grid of the seed whose score is the median of the first
+    ranked metric."""
     with_images = [r for r in row.ok if r.get("artifacts", {}).get("traversal")]
     if not with_images:
-        return None
+        return None, None
     metric = next((m for m in ranked if m in keys), None)
     if metric is not None:
         with_images.sort(
             key=lambda r: (r["scores"].get(metric, {}).get(keys[metric], -1.0), r["spec"]["seed"])
         )
-    return with_images[(len(with_images) - 1) // 2]["artifacts"]["traversal"]
+    artifacts = with_images[(len(with_images) - 1) // 2]["artifacts"]
+    return artifacts["traversal"], artifacts.get("transfer_grid")
 
 
 def _mean_ranks(dataset: str, rows: list[Row], ranked: list[str]) -> dict[tuple[str, str], float]:
@@ -485,6 +491,16 @@ def _code(env: dict[str, Any]) -> str:
     if source.get("commit"):
         return f"`{source['commit']}`" + (" + local changes" if source.get("dirty") else "")
     return f"disbench {source.get('version') or 'unknown version'}"
+
+
+def rebuilt_methods(section: Section) -> list[str]:
+    """``method: description`` of each method of the study rebuilt without reference code."""
+    out = {
+        r["spec"]["method"]: r.get("method", {}).get("description", "")
+        for r in section.records
+        if r.get("method", {}).get("reference_code") is False
+    }
+    return [f"{m}: {d}" for m, d in sorted(out.items())]
 
 
 def rank_definition(section: Section) -> str:

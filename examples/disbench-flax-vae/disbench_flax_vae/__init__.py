@@ -1,8 +1,9 @@
 """``flax_beta_vae``: beta-VAE (Higgins et al. 2017) in JAX/Flax on the reference networks.
 
 The encoder and decoder are disentanglement_lib's ``conv_encoder`` / ``deconv_decoder``
-(four 4x4 stride-2 convolutions 32, 32, 64, 64, a dense layer of 256 and the Gaussian
-head; the mirror image with transposed convolutions), the loss its Bernoulli
+(stride-2 convolutions of 32, 32, 64, 64 filters, 4x4, 4x4, 2x2, 2x2, a dense layer of
+256 and the Gaussian head; dense 256 and 1024, then four 4x4 stride-2 transposed
+convolutions), the loss its Bernoulli
 reconstruction plus beta times the KL to N(0, I), the optimiser Adam. Flax lays images out
 channels last, so observations are transposed once per batch. Everything random (the
 initial weights, the reparameterisation noise, the data stream) flows from the run's seed.
@@ -35,8 +36,8 @@ class Encoder(nn.Module):
 
     @nn.compact
     def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-        for features in (32, 32, 64, 64):
-            x = nn.relu(nn.Conv(features, (4, 4), strides=(2, 2), padding="SAME")(x))
+        for features, kernel in ((32, 4), (32, 4), (64, 2), (64, 2)):
+            x = nn.relu(nn.Conv(features, (kernel, kernel), strides=(2, 2), padding="SAME")(x))
         x = nn.relu(nn.Dense(256)(x.reshape(len(x), -1)))
         return nn.Dense(self.num_latents)(x), nn.Dense(self.num_latents)(x)
 
