@@ -14,6 +14,7 @@ import torch
 from disbench.api import FitContext, TrainBudget
 from disbench.datasets.blobs import Blobs
 from disbench.methods.cs_dismo import CSDisMo, CSDisMoMethod, standardise
+from disbench.report import build_report
 from disbench.runner import run_study
 from disbench.store import ResultsStore
 from disbench.study import load_profile
@@ -96,3 +97,10 @@ def test_the_harness_scores_it_with_the_transfer_metric_and_grid(tmp_path) -> No
     assert 0 <= record["scores"]["cs_transfer"]["transfer_error"] < 1
     assert (out / record["artifacts"]["transfer_grid"]).stat().st_size > 1000
     assert record["method"]["reference_code"] is False
+    # A metric added for one method keeps it in the study's section, beside the others.
+    board = tmp_path / "leaderboard.md"
+    build_report(out, board)
+    text = board.read_text()
+    assert text.count("## Study: ") == 1
+    assert "| cs_dismo [PR" in text and "| pca [PI] |" in text
+    assert "[transfer](results/plots/transfers/" in text

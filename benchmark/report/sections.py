@@ -131,14 +131,22 @@ def sections(records: list[dict[str, Any]], profile: str | None = None) -> list[
 
 
 def _study_key(rec: dict[str, Any]) -> str:
+    """The study's evaluation: profile, evaluation seed and the metrics every method gets
+    (a metric a profile adds for one method, such as ``cs_transfer``, is left out)."""
     spec = rec["spec"]
+    shared = [m for m in spec.get("metrics", {}) if _in_all(m)]
+    versions = spec.get("versions", {}).get("metrics", {})
     evaluation = {
         "profile": rec.get("profile", ""),
         "eval_seed": spec.get("eval_seed"),
-        "metrics": spec.get("metrics", {}),
-        "metric_versions": spec.get("versions", {}).get("metrics", {}),
+        "metrics": {m: spec["metrics"][m] for m in shared},
+        "metric_versions": {m: versions[m] for m in shared if m in versions},
     }
     return json.dumps(evaluation, sort_keys=True)
+
+
+def _in_all(metric: str) -> bool:
+    return METRICS.get(metric).in_all if metric in METRICS else True
 
 
 def _titles(groups: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
@@ -212,7 +220,7 @@ def _labels(records: list[dict[str, Any]]) -> dict[str, str]:
 
 def _section(key: str, records: list[dict[str, Any]], title: str) -> Section:
     first = records[0]
-    settings = first["spec"].get("metrics", {})
+    settings = {m: s for r in records for m, s in r["spec"].get("metrics", {}).items()}
     keys = _primary_keys(records)
     requested = _rank_request(records)
     direction = {m: _higher_is_better(records, m) for m in keys}
