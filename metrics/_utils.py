@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, TypeVar
+from typing import Any, ClassVar, TypeVar
 
 import numpy as np
 from threadpoolctl import threadpool_limits
@@ -138,11 +138,20 @@ def encode_factors(dataset: GroundTruthDataset, encode: Encoder, factors: np.nda
     return np.concatenate(parts, axis=0)
 
 
-def vote_caveats(settings: Mapping[str, Any], published: Mapping[str, Any]) -> list[str]:
-    """The BetaVAE and FactorVAE scores are fractions of votes: fewer votes than the
-    published protocol give a coarser, noisier score."""
-    out = []
-    for key, what in (("num_eval", "evaluation votes"), ("num_train", "training votes")):
-        if int(settings[key]) < int(published[key]):
-            out.append(f"{settings[key]} {what} (published {published[key]:,})")
-    return out
+class VoteScore:
+    """Mixin of the BetaVAE and FactorVAE metrics, whose scores are fractions of votes:
+    fewer votes than the published protocol (the defaults) give a coarser, noisier score."""
+
+    defaults: ClassVar[Mapping[str, Any]]
+
+    @classmethod
+    def caveats(cls, settings: Mapping[str, Any]) -> list[str]:
+        out = []
+        for key, what in (("num_eval", "evaluation votes"), ("num_train", "training votes")):
+            if int(settings[key]) < int(cls.defaults[key]):
+                out.append(f"{settings[key]} {what} (published {cls.defaults[key]:,})")
+        return out
+
+    @classmethod
+    def resolution(cls, settings: Mapping[str, Any]) -> float | None:
+        return 1.0 / int(settings["num_eval"])

@@ -15,7 +15,6 @@ and random draws here come from a ``numpy.random.Generator`` seeded by the evalu
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -24,7 +23,7 @@ from sklearn.linear_model import LogisticRegression
 from threadpoolctl import threadpool_limits
 
 from disbench.api import EvalContext, GroundTruthDataset, Metric, MetricError, register
-from disbench.metrics._utils import CHUNK, Encoder, encode_factors, vote_caveats
+from disbench.metrics._utils import CHUNK, Encoder, VoteScore, encode_factors
 
 
 def training_points(
@@ -89,7 +88,7 @@ def beta_vae_score(
 
 
 @register
-class BetaVaeMetric(Metric):
+class BetaVaeMetric(VoteScore, Metric):
     name: ClassVar[str] = "beta_vae"
     description: ClassVar[str] = (
         "BetaVAE score: linear classifier names the fixed factor from code differences"
@@ -97,14 +96,6 @@ class BetaVaeMetric(Metric):
     primary: ClassVar[str] = "eval_accuracy"
     defaults: ClassVar[dict[str, Any]] = {"batch_size": 64, "num_train": 10000, "num_eval": 5000}
     needs_dataset: ClassVar[bool] = True
-
-    @classmethod
-    def caveats(cls, settings: Mapping[str, Any]) -> list[str]:
-        return vote_caveats(settings, cls.defaults)
-
-    @classmethod
-    def resolution(cls, settings: Mapping[str, Any]) -> float | None:
-        return 1.0 / int(settings["num_eval"])
 
     def compute(self, ctx: EvalContext, settings: dict[str, Any]) -> dict[str, float]:
         if ctx.dataset is None:

@@ -23,13 +23,12 @@ Differences from disentanglement_lib, all documented here:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
 
 from disbench.api import EvalContext, GroundTruthDataset, Metric, MetricError, register
-from disbench.metrics._utils import CHUNK, Encoder, encode_factors, vote_caveats
+from disbench.metrics._utils import CHUNK, Encoder, VoteScore, encode_factors
 
 
 def global_variances(
@@ -112,7 +111,7 @@ def factor_vae_score(
 
 
 @register
-class FactorVaeMetric(Metric):
+class FactorVaeMetric(VoteScore, Metric):
     name: ClassVar[str] = "factor_vae"
     description: ClassVar[str] = (
         "FactorVAE score: majority vote of the least-varying code per fixed factor"
@@ -126,14 +125,6 @@ class FactorVaeMetric(Metric):
         "prune_threshold": 0.05,
     }
     needs_dataset: ClassVar[bool] = True
-
-    @classmethod
-    def caveats(cls, settings: Mapping[str, Any]) -> list[str]:
-        return vote_caveats(settings, cls.defaults)
-
-    @classmethod
-    def resolution(cls, settings: Mapping[str, Any]) -> float | None:
-        return 1.0 / int(settings["num_eval"])
 
     def compute(self, ctx: EvalContext, settings: dict[str, Any]) -> dict[str, float]:
         if ctx.dataset is None:
