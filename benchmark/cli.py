@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from disbench import dataset_show, scaffold, score
+from disbench import dataset_show, scaffold, score, verify
 from disbench.contracts import check_method
 from disbench.registry import DATASETS, METHODS, METRICS, RegistryError, load_plugin
 from disbench.report import build_report
@@ -100,6 +100,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     check.add_argument("--steps", type=int, default=20, help="training steps per fit")
     _common(check)
+
+    ver = sub.add_parser(
+        "verify", help="rerun a seeded sample of finished runs and compare their scores"
+    )
+    verify.add_arguments(ver)
+    _common(ver)
 
     new = sub.add_parser("new-method", help="write a ready-to-install method plugin package")
     scaffold.add_arguments(new)
@@ -199,6 +205,7 @@ COMMANDS = {
     "score": cmd_score,
     "check-method": cmd_check_method,
     "new-method": lambda args: scaffold.run(args),
+    "verify": lambda args: verify.run(args),
 }
 
 

@@ -130,22 +130,10 @@ def execute_group(spec_dicts: list[dict[str, Any]], job: Job) -> list[str]:
             torch.manual_seed(specs[todo[0]].seed)
             torch.use_deterministic_algorithms(job.device == "cpu", warn_only=True)
             fit_start = time.perf_counter()
-            if len(todo) == 1:
-                i = todo[0]
-                fitted = [
-                    method.fit(
-                        dataset, specs[i].hparams, specs[i].seed, specs[i].budget, contexts[i]
-                    )
-                ]
-            else:
-                fitted = method.fit_many(
-                    dataset,
-                    [(specs[i].hparams, specs[i].seed, contexts[i]) for i in todo],
-                    specs[0].budget,
-                )
+            fitted = _fit_many_splitting(method, dataset, specs, contexts, todo)
             fit_s = time.perf_counter() - fit_start
-            for i, outcome in zip(todo, fitted, strict=True):
-                records[i]["execution"]["group_size"] = len(todo)
+            for i, (outcome, group_size) in zip(todo, fitted, strict=True):
+                records[i]["execution"]["group_size"] = group_size
                 records[i]["timings"]["fit_s"] = fit_s / len(todo)
                 if isinstance(outcome, Exception):  # this run alone failed
                     fail(records[i], outcome)
@@ -166,6 +154,37 @@ def execute_group(spec_dicts: list[dict[str, Any]], job: Job) -> list[str]:
         rec["timings"]["total_s"] = time.perf_counter() - started
         store.write(rec)
     return [rec["status"] for rec in records]
+
+
+def _fit_many_splitting(
+    method: Any, dataset: Any, specs: list[RunSpec], contexts: list[FitContext], todo: list[int]
+) -> list[tuple[Representation | Exception, int]]:
+    """(outcome, size of the group that trained it) per job of ``todo`` by ``fit_many``; a
+    group that runs out of GPU memory is split in two and each half retried, down to one
+    model at a time (``fit``), before a run fails."""
+    try:
+        if len(todo) == 1:
+            i = todo[0]
+            outcome: list[Representation | Exception] = [
+                method.fit(dataset, specs[i].hparams, specs[i].seed, specs[i].budget, contexts[i])
+            ]
+        else:
+            jobs = [(specs[i].hparams, specs[i].seed, contexts[i]) for i in todo]
+            outcome = list(method.fit_many(dataset, jobs, specs[0].budget))
+    except torch.cuda.OutOfMemoryError as exc:
+        if len(todo) == 1:
+            return [(exc, 1)]
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        half = len(todo) // 2
+        for i in todo:
+            contexts[i].info["out_of_memory_splits"] = (
+                contexts[i].info.get("out_of_memory_splits", 0) + 1
+            )
+        return _fit_many_splitting(method, dataset, specs, contexts, todo[:half]) + (
+            _fit_many_splitting(method, dataset, specs, contexts, todo[half:])
+        )
+    return [(o, len(todo)) for o in outcome]
 
 
 def record_lost(specs: list[RunSpec], job: Job, cause: BaseException) -> list[str]:

@@ -15,9 +15,8 @@ from typing import Any
 
 from disbench.environment import environment
 from disbench.registry import METHODS, METRICS
+from disbench.store import RECORD_FORMAT
 from disbench.study import RunSpec
-
-RECORD_FORMAT = 2
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -133,7 +134,14 @@ def _run(
 ) -> dict[str, int]:
     threads = int(study.execution.get("torch_threads", max(1, (os.cpu_count() or 1) // workers)))
     store = ResultsStore(out)
+    store.check_writable()
     store.remove_stale_temporaries()
+    _, bad = store.scan()
+    newer = [f"{path}: {why}" for path, why in bad if "newer disbench" in why]
+    if newer:
+        raise ValueError(f"{newer[0]}; upgrade disbench or choose another --out")
+    for path, why in bad:
+        print(f"disbench run: {path}: {why}; its run will run again", file=sys.stderr)
     done = store.finished_ids(failed=not retry_failed)
     # Seed-major order: a study stopped early still has every method on every dataset.
     pending = sorted((r for r in study.runs if r.id not in done), key=lambda r: r.seed)

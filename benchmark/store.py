@@ -2,13 +2,17 @@
 
 A record appears complete or not at all (temporary file, fsync, rename), so a run
 killed at any moment leaves either its finished record or nothing, and a rerun
-resumes by skipping the ids whose records exist.
+resumes by skipping the ids whose records exist. Each record carries a checksum of its
+content: a truncated, unparsable or edited record is named by :meth:`ResultsStore.scan`,
+never trusted; the runner runs its id again and the report leaves it out.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -34,6 +38,17 @@ def atomic_write_text(path: Path, text: str) -> None:
         os.close(dir_fd)
 
 
+RECORD_FORMAT = 2  # the newest record format this disbench reads and writes
+MIN_FREE_MB = 50  # below this, a study refuses to start rather than fail mid-write
+
+
+def checksum(record: dict[str, Any]) -> str:
+    """SHA-256 of the record's canonical JSON, without its own ``checksum`` field."""
+    body = {k: v for k, v in record.items() if k != "checksum"}
+    text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=_jsonable)
+    return "sha256:" + hashlib.sha256(text.encode()).hexdigest()
+
+
 class ResultsStore:
     """``<root>/runs/<id>.json`` records; models and images live beside them."""
 
@@ -54,12 +69,25 @@ class ResultsStore:
         return self.root / "plots" / "transfers" / f"{run_id}.png"
 
     def finished_ids(self, failed: bool = True) -> set[str]:
-        """Ids with a record; with ``failed=False`` only those whose run succeeded."""
-        if not failed:
-            return {r["id"] for r in self.records() if r["status"] == "ok"}
-        if not self.runs_dir.is_dir():
-            return set()
-        return {p.stem for p in self.runs_dir.glob("*.json")}
+        """Ids with a sound record; with ``failed=False`` only those whose run succeeded."""
+        return {r["id"] for r in self.records() if failed or r["status"] == "ok"}
+
+    def check_writable(self) -> None:
+        """A one-line error, before any training, when records could not be written: a
+        read-only filesystem, a path that is not a folder, or a nearly full disk."""
+        try:
+            self.runs_dir.mkdir(parents=True, exist_ok=True)
+            fd, probe = tempfile.mkstemp(dir=self.runs_dir, prefix=".probe.", suffix=".tmp")
+            os.close(fd)
+            Path(probe).unlink()
+        except OSError as exc:
+            raise ValueError(f"results directory {self.root}: cannot write there ({exc})") from exc
+        free_mb = shutil.disk_usage(self.runs_dir).free / 2**20
+        if free_mb < MIN_FREE_MB:
+            raise ValueError(
+                f"results directory {self.root}: only {free_mb:.0f} MB free on its disk "
+                f"(a study needs at least {MIN_FREE_MB} MB)"
+            )
 
     def remove_stale_temporaries(self) -> None:
         """Drop half-written temporary files left by a run that was killed mid-write."""
@@ -68,19 +96,39 @@ class ResultsStore:
                 tmp.unlink(missing_ok=True)
 
     def write(self, record: dict[str, Any]) -> Path:
+        record = {**record, "checksum": checksum(record)}
         path = self.record_path(record["id"])
         atomic_write_text(path, json.dumps(record, indent=1, sort_keys=True, default=_jsonable))
         return path
 
-    def records(self) -> list[dict[str, Any]]:
-        """Every record, in id order; an unreadable file is an error naming it."""
-        out = []
+    def scan(self) -> tuple[list[dict[str, Any]], list[tuple[Path, str]]]:
+        """(the sound records in id order, (path, what is wrong) for every other file)."""
+        good, bad = [], []
         for path in sorted(self.runs_dir.glob("*.json")) if self.runs_dir.is_dir() else []:
             try:
-                out.append(json.loads(path.read_text()))
-            except json.JSONDecodeError as exc:
-                raise ValueError(f"run record {path} is not valid JSON: {exc}") from exc
-        return out
+                record = json.loads(path.read_text())
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                bad.append((path, f"not valid JSON, truncated or corrupt ({exc})"))
+                continue
+            if not isinstance(record, dict) or record.get("id") != path.stem:
+                bad.append((path, "not a run record of this id"))
+            elif record.get("format", 1) > RECORD_FORMAT:
+                bad.append(
+                    (
+                        path,
+                        f"written by a newer disbench (record format "
+                        f"{record['format']}; this one reads up to {RECORD_FORMAT})",
+                    )
+                )
+            elif record.get("checksum") != checksum(record):
+                bad.append((path, "its checksum does not match its content (edited?)"))
+            else:
+                good.append(record)
+        return good, bad
+
+    def records(self) -> list[dict[str, Any]]:
+        """The sound records, in id order (see :meth:`scan` for the others)."""
+        return self.scan()[0]
 
 
 def _jsonable(obj: Any) -> Any:

@@ -8,6 +8,7 @@ from the run records alone. The same records give byte-identical markdown and HT
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -82,7 +83,9 @@ def base_columns() -> list[str]:
 def build_report(out: Path, leaderboard: Path, profile: str | None = None) -> dict[str, Path]:
     """Everything from ``<out>/runs/*.json`` (or one profile's runs)."""
     store = ResultsStore(out)
-    records = sorted(store.records(), key=lambda r: r["id"])
+    records, bad = store.scan()
+    for path, why in bad:
+        print(f"disbench report: {path}: {why}; left out", file=sys.stderr)
     if profile is not None:
         records = [r for r in records if r.get("profile") == profile]
     if not records:

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+import torch
 
 from disbench.api import Representation, register
 from disbench.methods.pca import PCAMethod
@@ -134,3 +135,15 @@ class Unseeded(PCAMethod):
     def fit(self, dataset, hparams, seed, budget, ctx):  # type: ignore[no-untyped-def]
         weights = np.random.default_rng().normal(size=(int(np.prod(dataset.observation_shape)), 3))
         return _Codes(lambda x: x.reshape(len(x), -1) @ weights)
+
+
+@register
+class OutOfMemoryWhenGrouped(PCAMethod):
+    name: ClassVar[str] = "oom_when_grouped"
+    description: ClassVar[str] = "batched PCA whose groups of more than one model run out of memory"
+    batchable: ClassVar[bool] = True
+
+    def fit_many(self, dataset, jobs, budget):  # type: ignore[no-untyped-def]
+        if len(jobs) > 1:
+            raise torch.cuda.OutOfMemoryError("simulated: CUDA out of memory")
+        return super().fit_many(dataset, jobs, budget)
