@@ -24,6 +24,7 @@ import torch
 from threadpoolctl import threadpool_limits
 
 from disbench.api import ContentStyle, FitContext, Representation
+from disbench.claims import Claims
 from disbench.contracts import (
     ContractError,
     check_dataset,
@@ -90,12 +91,28 @@ def _throttled(fn: ProgressFn, every_s: float = 0.5) -> ProgressFn:
 
 
 def execute_group(spec_dicts: list[dict[str, Any]], job: Job) -> list[str]:
-    """Train the group (one model, or several as one batched model), score and record each.
+    """Claim the group's runs, then train it (one model, or several as one batched model),
+    score and record each; returns the statuses.
 
-    Returns the statuses. Never raises for a failing run: the failure is the record.
+    ``claimed`` for every run when another runner holds one of them; ``skipped`` for a run
+    another runner finished meanwhile. Never raises for a failing run: the failure is the
+    record.
     """
     store = ResultsStore(Path(job.out))
     specs = [RunSpec.from_dict(d) for d in spec_dicts]
+    with Claims(store.root / "claims") as claims:
+        if not claims.acquire_all([s.id for s in specs]):
+            return ["claimed"] * len(specs)
+        finished = store.finished_ids(failed=False)
+        todo = [s for s in specs if s.id not in finished]
+        statuses = dict.fromkeys((s.id for s in specs), "skipped")
+        if todo:
+            statuses.update(zip([s.id for s in todo], _execute(store, todo, job), strict=True))
+    return [statuses[s.id] for s in specs]
+
+
+def _execute(store: ResultsStore, specs: list[RunSpec], job: Job) -> list[str]:
+    """Train, score and record claimed runs."""
     started = time.perf_counter()
     records = [new_record(s, job) for s in specs]
     contexts = [

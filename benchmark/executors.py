@@ -1,7 +1,8 @@
 """Where a study's groups run: this process, a local process pool, or Ray
-(:mod:`disbench.ray_executor`). Each executor takes the groups and yields one status per
-run as groups finish; all of them run :func:`disbench.execute.execute_group`, and all of
-them record the runs of a worker that died as failed, with the cause, and go on."""
+(:mod:`disbench.ray_executor`). Each executor takes the groups and yields each group with
+its runs' statuses as it finishes; all of them run :func:`disbench.execute.execute_group`,
+and all of them record the runs of a worker that died as failed, with the cause, and go
+on."""
 
 from __future__ import annotations
 
@@ -22,20 +23,23 @@ from disbench.study import RunSpec
 Groups = Sequence[Sequence[RunSpec]]
 
 
+Finished = tuple[Sequence[RunSpec], list[str]]  # a group and its runs' statuses
+
+
 class Executor(Protocol):
-    def run(self, groups: Groups, job: Job, display: ProgressDisplay) -> Iterator[str]:
-        """Execute every group; yield each run's status as its group finishes."""
+    def run(self, groups: Groups, job: Job, display: ProgressDisplay) -> Iterator[Finished]:
+        """Execute every group; yield it with its runs' statuses as it finishes."""
         ...
 
 
 class InProcess:
     """One group after the other in this process (``workers = 1``)."""
 
-    def run(self, groups: Groups, job: Job, display: ProgressDisplay) -> Iterator[str]:
+    def run(self, groups: Groups, job: Job, display: ProgressDisplay) -> Iterator[Finished]:
         init_worker(job.plugins, job.threads, display.step)
         for group in groups:
             display.start(list(group))
-            yield from execute_group([r.to_dict() for r in group], job)
+            yield group, execute_group([r.to_dict() for r in group], job)
 
 
 class LocalPool:
@@ -49,7 +53,7 @@ class LocalPool:
     def __init__(self, workers: int) -> None:
         self.workers = workers
 
-    def run(self, groups: Groups, job: Job, display: ProgressDisplay) -> Iterator[str]:
+    def run(self, groups: Groups, job: Job, display: ProgressDisplay) -> Iterator[Finished]:
         ctx = mp.get_context("spawn")
         progress = ctx.Queue()
         with ProcessPool(
@@ -74,7 +78,7 @@ class LocalPool:
                         statuses = record_lost(list(futures[fut]), job, lost)
                     except Exception as exc:  # noqa: BLE001 - e.g. a spec that cannot be sent
                         statuses = record_lost(list(futures[fut]), job, exc)
-                    yield from statuses
+                    yield futures[fut], statuses
 
 
 def exit_cause(exitcode: int | None) -> str:

@@ -68,6 +68,11 @@ class ProgressDisplay:
         self.failed += status == "failed"
         self._show(force_newline=not self.tty)
 
+    def skip(self, runs: int) -> None:
+        """Runs another runner finished meanwhile: done, and out of the ETA."""
+        self.done += runs
+        self.already += runs
+
     def close(self) -> None:
         if self.enabled and self.tty:
             self.stream.write("\n")

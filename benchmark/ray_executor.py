@@ -19,7 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from disbench.execute import execute_in_worker, record_lost
-from disbench.executors import Groups
+from disbench.executors import Finished, Groups
 from disbench.progress import ProgressDisplay
 from disbench.records import Job
 
@@ -61,7 +61,7 @@ class RayExecutor:
     """Every group as one Ray task (``torch_threads`` CPUs, one GPU on CUDA); a task whose
     worker died is recorded as failed by the driver."""
 
-    def run(self, groups: Groups, job: Job, display: ProgressDisplay) -> Iterator[str]:
+    def run(self, groups: Groups, job: Job, display: ProgressDisplay) -> Iterator[Finished]:
         from ray.util.queue import Queue
 
         ray = _ray()
@@ -82,7 +82,7 @@ class RayExecutor:
                         statuses = ray.get(ref)
                     except ray.exceptions.RayError as exc:  # its worker died mid-group
                         statuses = record_lost(list(group), job, exc)
-                    yield from statuses
+                    yield group, statuses
         finally:
             progress.shutdown()
 

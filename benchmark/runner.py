@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import shutil
 import sys
+import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,8 @@ from disbench.records import Job
 from disbench.registry import METHODS
 from disbench.store import ResultsStore
 from disbench.study import RunSpec, Study
+
+WAIT_S = 2.0  # between looks at runs another runner holds
 
 
 def resolve_device(device: str | None, cluster_gpus: int | None = None) -> str:
@@ -161,9 +164,24 @@ def _run(
     )
     counts = {"ok": 0, "failed": 0, "skipped": len(study.runs) - len(pending)}
     job = Job(str(out), device, study.name, threads, plugins, tuple(study.rank))
-    for status in executor.run(groups, job, display):
-        counts[status] += 1
-        display.finish(status)
+    # A group another runner holds comes back as "claimed": it is looked at again once its
+    # claims are gone (its records then exist) or stale (taken over).
+    while groups:
+        claimed = []
+        for group, statuses in executor.run(groups, job, display):
+            if "claimed" in statuses:
+                claimed.append(group)
+                continue
+            for status in statuses:
+                if status == "skipped":  # finished by another runner meanwhile
+                    counts["skipped"] += 1
+                    display.skip(1)
+                else:
+                    counts[status] += 1
+                    display.finish(status)
+        groups = claimed
+        if groups:
+            time.sleep(WAIT_S)
     display.close()
     return counts
 

@@ -147,3 +147,17 @@ class OutOfMemoryWhenGrouped(PCAMethod):
         if len(jobs) > 1:
             raise torch.cuda.OutOfMemoryError("simulated: CUDA out of memory")
         return super().fit_many(dataset, jobs, budget)
+
+
+@register
+class LoggedPCA(PCAMethod):
+    name: ClassVar[str] = "logged_pca"
+    description: ClassVar[str] = "PCA that sleeps, then appends its seed to the file `log`"
+    defaults: ClassVar[dict[str, Any]] = {**PCAMethod.defaults, "log": "", "sleep_s": 0.5}
+
+    def fit(self, dataset, hparams, seed, budget, ctx):  # type: ignore[no-untyped-def]
+        time.sleep(hparams["sleep_s"])
+        with open(hparams["log"], "a") as fh:
+            fh.write(f"{seed}\n")
+        inner = {k: v for k, v in hparams.items() if k not in ("log", "sleep_s")}
+        return super().fit(dataset, inner, seed, budget, ctx)
