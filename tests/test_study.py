@@ -66,7 +66,7 @@ def test_overrides_replace_single_keys(tmp_path) -> None:
         (MINIMAL.replace("num_points", "num_pointz"), "unknown hyperparameter"),
         (MINIMAL.replace('names = ["mig"]', 'names = ["migg"]'), "unknown metric 'migg'"),
         (MINIMAL + "\n[metrics.mig]\nbins=3\n", "unknown setting"),
-        ("seeds = [0\n", "invalid TOML"),
+        ("seeds = [0\n", r"invalid TOML: .*\(at line \d+, column \d+\)"),
         (MINIMAL + '[execution]\nexecutor = "slurm"\n', 'executor must be "local" or "ray"'),
     ],
 )
