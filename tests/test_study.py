@@ -66,7 +66,10 @@ def test_overrides_replace_single_keys(tmp_path) -> None:
         (MINIMAL.replace("num_points", "num_pointz"), "unknown hyperparameter"),
         (MINIMAL.replace('names = ["mig"]', 'names = ["migg"]'), "unknown metric 'migg'"),
         (MINIMAL + "\n[metrics.mig]\nbins=3\n", "unknown setting"),
-        ("seeds = [0\n", r"invalid TOML: .*\(at line \d+, column \d+\)"),
+        (
+            'seeds = [0]\ndatasets = ["blobs"\n[methods.pca]\n',
+            r"invalid TOML: .*\(at line 3, column",
+        ),
         (MINIMAL + '[execution]\nexecutor = "slurm"\n', 'executor must be "local" or "ray"'),
     ],
 )
