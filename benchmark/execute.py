@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from threadpoolctl import threadpool_limits
 
-from disbench.api import ContentStyle, FitContext, Representation
+from disbench.api import Checkpoint, ContentStyle, FitContext, Representation
 from disbench.claims import Claims
 from disbench.contracts import (
     ContractError,
@@ -122,6 +122,9 @@ def _execute(store: ResultsStore, specs: list[RunSpec], job: Job) -> list[str]:
             cache_dir=store.root / "cache",
             progress=_progress_for(s),
             threads=job.threads,
+            checkpoint=Checkpoint(store.checkpoint_path(s.train_id), job.checkpoint_s)
+            if METHODS.get(s.method).checkpoints
+            else None,
         )
         for s in specs
     ]
@@ -170,6 +173,7 @@ def _execute(store: ResultsStore, specs: list[RunSpec], job: Job) -> list[str]:
             _score(store, spec, rec, rep, dataset)
         rec["timings"]["total_s"] = time.perf_counter() - started
         store.write(rec)
+        store.checkpoint_path(spec.train_id).unlink(missing_ok=True)
     return [rec["status"] for rec in records]
 
 

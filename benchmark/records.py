@@ -29,6 +29,7 @@ class Job:
     threads: int
     plugins: tuple[str, ...] = ()
     rank: tuple[str, ...] = ()  # the study's ranked metrics, kept in each record
+    checkpoint_s: float = 600.0  # how often a training run saves its state
 
 
 class WorkerLost(RuntimeError):

@@ -163,7 +163,8 @@ def _run(
         enabled=show_progress,
     )
     counts = {"ok": 0, "failed": 0, "skipped": len(study.runs) - len(pending)}
-    job = Job(str(out), device, study.name, threads, plugins, tuple(study.rank))
+    minutes = float(study.execution.get("checkpoint_minutes", 10))
+    job = Job(str(out), device, study.name, threads, plugins, tuple(study.rank), 60 * minutes)
     # A group another runner holds comes back as "claimed": it is looked at again once its
     # claims are gone (its records then exist) or stale (taken over).
     while groups:

@@ -65,6 +65,9 @@ class ResultsStore:
     def traversal_path(self, run_id: str) -> Path:
         return self.root / "plots" / "traversals" / f"{run_id}.png"
 
+    def checkpoint_path(self, train_id: str) -> Path:
+        return self.root / "checkpoints" / f"{train_id}.pkl"
+
     def transfer_path(self, run_id: str) -> Path:
         return self.root / "plots" / "transfers" / f"{run_id}.png"
 

@@ -47,7 +47,15 @@ _METHOD_KEYS = {
     "group_size",
     "metrics",
 }
-_EXEC_KEYS = {"workers", "group_size", "device", "torch_threads", "executor", "ray_address"}
+_EXEC_KEYS = {
+    "workers",
+    "group_size",
+    "device",
+    "torch_threads",
+    "executor",
+    "ray_address",
+    "checkpoint_minutes",
+}
 
 
 class ProfileError(ValueError):

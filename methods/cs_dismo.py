@@ -102,6 +102,7 @@ class CSDisMoMethod(Method):
     version: ClassVar[int] = 1
     framework: ClassVar[str] = "torch"
     reference_code: ClassVar[bool] = False
+    checkpoints: ClassVar[bool] = True
     defaults: ClassVar[dict[str, Any]] = {
         "content_dims": 6,
         "style_dims": 4,
@@ -138,7 +139,35 @@ class CSDisMoMethod(Method):
         code_steps = budget.steps - int(round(hp["encoder_share"] * budget.steps))
         every = max(1, budget.steps // CURVE_POINTS)
         curve: list[dict[str, float]] = []
-        for step in range(code_steps):
+        checkpoint = ctx.checkpoint
+        saved = checkpoint.load() if checkpoint else None
+        first = 0
+        if saved is not None:  # resume: everything the rest of the run depends on
+            model.load_state_dict(saved["model"])
+            optimiser.load_state_dict(saved["optimiser"])
+            with torch.no_grad():
+                content.copy_(saved["content"])
+                style.copy_(saved["style"])
+            data_rng.bit_generator.state = saved["data"]
+            init.set_state(saved["init"])
+            curve, first = saved["curve"], saved["step"]
+
+        def state(step: int, **extra: Any) -> dict[str, Any]:
+            return {
+                "step": step,
+                "model": model.state_dict(),
+                "optimiser": optimiser.state_dict(),
+                "content": content.detach().clone(),
+                "style": style.detach().clone(),
+                "data": data_rng.bit_generator.state,
+                "init": init.get_state(),
+                "curve": list(curve),
+                **extra,
+            }
+
+        for step in range(first, code_steps):
+            if checkpoint and step > first and checkpoint.due():
+                checkpoint.save(state(step))
             batch = torch.from_numpy(data_rng.integers(0, len(x), budget.batch_size)).to(device)
             logits = model(standardise(content)[batch], style[batch])
             loss = reconstruction(logits, x[batch])
@@ -152,7 +181,16 @@ class CSDisMoMethod(Method):
         targets = torch.cat([standardise(content), style], dim=1).detach()
         encoder = init_like_tf(ConvEncoder(channels, dc + ds), init).to(device)
         enc_optimiser = torch.optim.Adam(encoder.parameters(), lr=hp["lr"])
-        for step in range(code_steps, budget.steps):
+        if saved is not None and "encoder" in saved:
+            encoder.load_state_dict(saved["encoder"])
+            enc_optimiser.load_state_dict(saved["enc_optimiser"])
+        for step in range(max(first, code_steps), budget.steps):
+            if checkpoint and step > first and checkpoint.due():
+                extra = {
+                    "encoder": encoder.state_dict(),
+                    "enc_optimiser": enc_optimiser.state_dict(),
+                }
+                checkpoint.save(state(step, **extra))
             batch = torch.from_numpy(data_rng.integers(0, len(x), budget.batch_size)).to(device)
             loss = ((encoder(x[batch])[0] - targets[batch]) ** 2).sum(1).mean()
             enc_optimiser.zero_grad()

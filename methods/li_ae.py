@@ -126,6 +126,7 @@ class LocalIsometryAE(Method):
         "(Horan, Richardson & Weiss 2021; li_weight=0: plain AE + ICA)"
     )
     framework: ClassVar[str] = "torch"
+    checkpoints: ClassVar[bool] = True
     defaults: ClassVar[dict[str, Any]] = {
         "num_latents": None,  # None = the dataset's number of factors
         "li_weight": 1000.0,
@@ -161,8 +162,29 @@ class LocalIsometryAE(Method):
         shape = (-1, *dataset.observation_shape)
 
         curve = LossCurve(budget.steps)
+        checkpoint = ctx.checkpoint
+        first, saved = 0, checkpoint.load() if checkpoint else None
+        if saved is not None:  # resume: everything the rest of the run depends on
+            model.load_state_dict(saved["model"])
+            opt.load_state_dict(saved["opt"])
+            with torch.no_grad():
+                log_scale.copy_(saved["log_scale"])
+            data_rng.bit_generator.state = saved["data"]
+            curve.curves, curve._acc, first = saved["curves"], saved["acc"], saved["step"]
         start = time.perf_counter()
-        for step in range(budget.steps):
+        for step in range(first, budget.steps):
+            if checkpoint and step > first and checkpoint.due():
+                checkpoint.save(
+                    {
+                        "step": step,
+                        "model": model.state_dict(),
+                        "opt": opt.state_dict(),
+                        "log_scale": log_scale.detach().clone(),
+                        "data": data_rng.bit_generator.state,
+                        "curves": curve.curves,
+                        "acc": curve._acc,
+                    }
+                )
             anchors, partners, dist = pool.pairs(budget.batch_size // 2, data_rng)
             idx = torch.from_numpy(np.concatenate([anchors, partners])).to(device)
             batch = pool.x[idx].reshape(shape)

@@ -15,6 +15,7 @@ loaded with ``disbench run --plugin MODULE``.
 
 from disbench.api._dataset import GroundTruthDataset, Kind
 from disbench.api._method import (
+    Checkpoint,
     ContentStyle,
     FitContext,
     Method,
@@ -27,6 +28,7 @@ from disbench.api._register import KINDS, RegistryError, register, registered
 
 __all__ = [
     "KINDS",
+    "Checkpoint",
     "ContentStyle",
     "Encoder",
     "EvalContext",

@@ -9,7 +9,9 @@ hyperparameters and the published sweep grid. The harness calls
 
 from __future__ import annotations
 
+import os
 import pickle
+import time
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +31,43 @@ class TrainBudget:
     batch_size: int = 64
 
 
+class Checkpoint:
+    """Where a training run keeps its full state, so a killed study resumes it.
+
+    A method that opts in (``Method.checkpoints = True``) calls :meth:`load` before
+    training (the state it saved, or None) and, at points where its state is complete,
+    :meth:`save` whenever :meth:`due` says so. The state must hold everything the rest of
+    the run depends on (weights, optimisers, every random stream, the data-stream position,
+    the step, the loss curve), so that a resumed run ends bit-identical to an uninterrupted
+    one on the CPU. The harness removes the file once the run's record is written.
+    """
+
+    def __init__(self, path: Path, every_s: float) -> None:
+        self.path = path
+        self.every_s = every_s
+        self._last = time.monotonic()
+
+    def due(self) -> bool:
+        return time.monotonic() - self._last >= self.every_s
+
+    def save(self, state: dict[str, Any]) -> None:
+        """Write ``state`` (anything pickle can hold, tensors included) atomically."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.tmp")
+        with open(tmp, "wb") as fh:
+            pickle.dump(state, fh, protocol=pickle.HIGHEST_PROTOCOL)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, self.path)
+        self._last = time.monotonic()
+
+    def load(self) -> dict[str, Any] | None:
+        if not self.path.is_file():
+            return None
+        with open(self.path, "rb") as fh:
+            return pickle.load(fh)
+
+
 # What a run can be flagged for on the leaderboard (see FitContext.caveat).
 Caveat = Literal["not_converged", "privileged"]
 
@@ -45,6 +84,7 @@ class FitContext:
     progress: Callable[[int, int], None] = lambda step, total: None
     threads: int = 1
     info: dict[str, Any] = field(default_factory=dict)
+    checkpoint: Checkpoint | None = None  # set by the harness for methods that opt in
 
     def caveat(self, kind: Caveat, note: str) -> None:
         """Flag the run so the leaderboard marks its numbers: ``not_converged`` (a fit that
@@ -118,6 +158,8 @@ class Method(ABC):
     reference_code: ClassVar[bool] = True
     # True: on the CPU the same seed gives the same codes (`disbench check-method` tests it).
     deterministic: ClassVar[bool] = True
+    # True: fit saves and resumes its state through ctx.checkpoint (see Checkpoint).
+    checkpoints: ClassVar[bool] = False
     batchable: ClassVar[bool] = False
     # Numbers the method's paper reports (never computed here), shown apart on the leaderboard.
     paper_results: ClassVar[tuple[PaperResult, ...]] = ()

@@ -43,6 +43,7 @@ from disbench.methods.nn.architectures import (
     SamePadConv,
 )
 from disbench.methods.nn.vae import (
+    DRAW_STEPS,
     AutoEncoder,
     LatentTerms,
     LossCurve,
@@ -56,6 +57,8 @@ from disbench.methods.nn.vae import (
     random_streams,
     record_training,
     representation,
+    restore,
+    snapshot,
     to_device,
     train,
 )
@@ -366,10 +369,19 @@ def train_packed(
     bf16 = shared["precision"] == "bf16"
     noises = [s.noise for s in streams]
 
-    batches = [factor_batches(dataset, s.data, budget.batch_size) for s in streams]
     curve = LossCurve(budget.steps)
+    # The group's state lives in its first run's checkpoint, valid for the same members only.
+    checkpoint = contexts[0].checkpoint
+    members = repr([(seed, sorted(hp.items())) for seed, hp in zip(seeds, hps, strict=True)])
+    saved = checkpoint.load() if checkpoint else None
+    if saved is not None and saved.get("members") != members:
+        saved = None
+    first = restore(saved, nets, streams, curve)
+    batches = [factor_batches(dataset, s.data, budget.batch_size) for s in streams]
     start = time.perf_counter()
-    for step in range(budget.steps):
+    for step in range(first, budget.steps):
+        if checkpoint and step > first and step % DRAW_STEPS == 0 and checkpoint.due():
+            checkpoint.save({**snapshot(step, nets, streams, curve), "members": members})
         x = next_batches(dataset, batches, device)
         terms = packed_step(
             method, nets, x, shared, per_model, step, noises, bf16, options.channels_last

@@ -304,10 +304,15 @@ def train(
     nets.model.to(memory_format=layout)
     bf16 = hp["precision"] == "bf16"
 
-    batches = factor_batches(dataset, streams.data, budget.batch_size)
     curve = LossCurve(budget.steps)
+    first = restore(ctx.checkpoint.load(), nets, [streams], curve) if ctx.checkpoint else 0
+    batches = factor_batches(dataset, streams.data, budget.batch_size)
     start = time.perf_counter()
-    for step in range(budget.steps):
+    for step in range(first, budget.steps):
+        # Save at the start of a draw of factors: the data stream then resumes exactly.
+        checkpoint = ctx.checkpoint
+        if checkpoint and step > first and step % DRAW_STEPS == 0 and checkpoint.due():
+            checkpoint.save(snapshot(step, nets, [streams], curve))
         x = dataset.render_torch(to_device(next(batches), device), device)
         x = x.contiguous(memory_format=layout)
         terms = train_step(method, nets, x, hp, step, streams.noise, bf16)
@@ -319,6 +324,35 @@ def train(
     # Back to the default layout: encodes exactly as the model reloaded from its file does.
     model = nets.model.to(memory_format=torch.contiguous_format)
     return representation(method, model, dataset, hp, seed, budget)
+
+
+def snapshot(step: int, nets: Any, streams: Sequence[Streams], curve: LossCurve) -> dict[str, Any]:
+    """Everything the rest of a run (or a packed group, one stream per model) depends on,
+    at the start of ``step``; ``nets`` is a ``Nets`` or a packed group's networks."""
+    return {
+        "step": step,
+        "nets": {k: None if v is None else v.state_dict() for k, v in nets._asdict().items()},
+        "data": [s.data.bit_generator.state for s in streams],
+        "noise": [s.noise.get_state() for s in streams],
+        "curves": curve.curves,
+        "acc": curve._acc,
+    }
+
+
+def restore(
+    saved: dict[str, Any] | None, nets: Any, streams: Sequence[Streams], curve: LossCurve
+) -> int:
+    """Load a :func:`snapshot` into the run; returns the step to continue from (0: none)."""
+    if saved is None:
+        return 0
+    for name, state in saved["nets"].items():
+        if state is not None:
+            getattr(nets, name).load_state_dict(state)
+    for stream, data, noise in zip(streams, saved["data"], saved["noise"], strict=True):
+        stream.data.bit_generator.state = data
+        stream.noise.set_state(noise)
+    curve.curves, curve._acc = saved["curves"], saved["acc"]
+    return int(saved["step"])
 
 
 class LossCurve:

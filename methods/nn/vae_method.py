@@ -24,6 +24,7 @@ class VAEMethod(Method):
 
     framework: ClassVar[str] = "torch"
     batchable: ClassVar[bool] = True  # fit_many trains a group as one packed model
+    checkpoints: ClassVar[bool] = True  # fit and fit_many resume from ctx.checkpoint
     stochastic: ClassVar[bool] = True  # False: decode the mean, no sampling (plain AE)
     uses_discriminator: ClassVar[bool] = False
     # Hyperparameters every model of a batched group must share (one network shape, one
