@@ -34,6 +34,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from disbench.api import (
+    Checkpoint,
     FitContext,
     GroundTruthDataset,
     Method,
@@ -305,10 +306,13 @@ def train_phase3(
     seed: int,
     budget: TrainBudget,
     progress: Callable[[int, int], None] = lambda step, total: None,
+    checkpoint: Checkpoint | None = None,
 ) -> tuple[ImageEncoder, SubGradientDecoder, dict[str, list[float]]]:
     """Train E and G on the frozen DPM with AdamW and linear warm-up (official phase 3).
 
     Returns the encoder, the decoder and per-step mean losses (``rec_loss``, ``dis_loss``).
+    With a ``checkpoint`` the loop saves its whole state when due and resumes from it (the
+    pretrained stages resume through their cache).
     """
     device = dpm.schedule.betas.device
     c, h, w = dataset.observation_shape
@@ -329,7 +333,24 @@ def train_phase3(
     rng = np.random.default_rng([seed, 0])
     gen = torch.Generator(device=device).manual_seed(seed)
     logs: dict[str, list[float]] = {"rec_loss": [], "dis_loss": []}
-    for step in range(budget.steps):
+    saved, first = checkpoint.load() if checkpoint else None, 0
+    if saved is not None:
+        for part, state in zip((encoder, decoder, opt, lr_sched), saved["states"], strict=True):
+            part.load_state_dict(state)
+        rng.bit_generator.state = saved["rng"]
+        gen.set_state(saved["gen"])
+        logs, first = saved["logs"], saved["step"]
+    for step in range(first, budget.steps):
+        if checkpoint and step > first and checkpoint.due():
+            checkpoint.save(
+                {
+                    "step": step,
+                    "states": [p.state_dict() for p in (encoder, decoder, opt, lr_sched)],
+                    "rng": rng.bit_generator.state,
+                    "gen": gen.get_state(),
+                    "logs": logs,
+                }
+            )
         x = sample_images(dataset, budget.batch_size, rng, device)
         with torch.no_grad():
             y0 = dpm.to_latent(x, gen)
@@ -363,6 +384,7 @@ class DisDiff(Method):
     )
     defaults: ClassVar[dict[str, Any]] = {"preset": "cpu", **{k: None for k in PRESETS["cpu"]}}
     framework: ClassVar[str] = "torch"
+    checkpoints: ClassVar[bool] = True
     paper_results: ClassVar[tuple[PaperResult, ...]] = PAPER_RESULTS
 
     def fit(
@@ -381,7 +403,9 @@ class DisDiff(Method):
 
         units = int(cfg["latent_unit"])
         start = time.perf_counter()
-        encoder, _, logs = train_phase3(dataset, dpm, cfg, seed, budget, ctx.progress)
+        encoder, _, logs = train_phase3(
+            dataset, dpm, cfg, seed, budget, ctx.progress, ctx.checkpoint
+        )
         ctx.info["phase3"] = {
             "steps": budget.steps,
             "batch_size": budget.batch_size,

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from test_disdiff import FAST, TINY
 
 from disbench.api import Checkpoint, FitContext, TrainBudget
 from disbench.datasets.blobs import Blobs
@@ -119,6 +120,7 @@ def _crash_at(limit: int):  # noqa: ANN202
         ("li_ae", {"pool_size": 300, "neighbours": 4}, 36),
         ("cs_dismo", {"num_images": 100, "encoder_share": 0.5}, 24),  # in stage 1 of 2
         ("cs_dismo", {"num_images": 100, "encoder_share": 0.5}, 54),  # in stage 2
+        ("disdiff", {**TINY, **FAST}, 30),  # phase 3 (the pretrained stages are cached)
     ],
 )
 def test_other_trained_methods_resume_bit_identically(tmp_path, name, hparams, crash) -> None:
@@ -126,17 +128,16 @@ def test_other_trained_methods_resume_bit_identically(tmp_path, name, hparams, c
     cls, dataset, budget = METHODS.get(name), Blobs(positions=8, sizes=2), TrainBudget(60, 16)
     assert cls.checkpoints
     hp = cls.resolve_hparams(hparams)
-    whole = cls().fit(dataset, hp, 0, budget, FitContext())
+    cache = tmp_path / "cache"
+    whole = cls().fit(dataset, hp, 0, budget, FitContext(cache_dir=cache))
     path = tmp_path / "state.pkl"
     with pytest.raises(Crash):
-        cls().fit(
-            dataset,
-            hp,
-            0,
-            budget,
-            FitContext(checkpoint=Checkpoint(path, 0.0), progress=_crash_at(crash)),
+        ctx = FitContext(
+            cache_dir=cache, checkpoint=Checkpoint(path, 0.0), progress=_crash_at(crash)
         )
+        cls().fit(dataset, hp, 0, budget, ctx)
     assert 0 < pickle.loads(path.read_bytes())["step"] < budget.steps
-    resumed = cls().fit(dataset, hp, 0, budget, FitContext(checkpoint=Checkpoint(path, 0.0)))
+    ctx = FitContext(cache_dir=cache, checkpoint=Checkpoint(path, 0.0))
+    resumed = cls().fit(dataset, hp, 0, budget, ctx)
     x = dataset.render(dataset.factors_of(np.arange(dataset.num_observations)))
     assert np.array_equal(whole.encode(x), resumed.encode(x))
