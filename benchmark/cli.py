@@ -7,7 +7,7 @@ import os
 import sys
 from pathlib import Path
 
-from disbench import dataset_show, scaffold, score, verify
+from disbench import dataset_show, fetch, scaffold, score, verify
 from disbench.contracts import check_method
 from disbench.registry import DATASETS, METHODS, METRICS, RegistryError, load_plugin
 from disbench.report import build_report
@@ -112,6 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     datasets = sub.add_parser("datasets", help="look at a dataset")
     dsub = datasets.add_subparsers(dest="datasets_command", required=True)
+    get = dsub.add_parser("fetch", help="download a published dataset's files and check them")
+    fetch.add_arguments(get)
+    _common(get)
     show = dsub.add_parser("show", help="PNG of samples and one traversal row per factor")
     dataset_show.add_arguments(show)
     _common(show)
@@ -190,6 +193,8 @@ def cmd_check_method(args: argparse.Namespace) -> int:
 
 
 def cmd_datasets(args: argparse.Namespace) -> int:
+    if args.datasets_command == "fetch":
+        return fetch.run(args)
     return dataset_show.run(args)
 
 

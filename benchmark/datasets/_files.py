@@ -14,6 +14,7 @@ from __future__ import annotations
 import os
 import zipfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -29,6 +30,20 @@ class DatasetFileError(ValueError):
     """A published dataset file is missing, truncated or not in the published format."""
 
 
+@dataclass(frozen=True)
+class PublishedFile:
+    """One file ``disbench datasets fetch`` downloads: its official address, where it goes
+    under the data directory, and the size and SHA-256 that a maintained library pins for
+    it (``pinned_by`` names where). ``gunzip``: the address serves it gzipped."""
+
+    url: str
+    relative: str
+    size: int
+    sha256: str
+    pinned_by: str
+    gunzip: bool = False
+
+
 def resolve_data_dir(data_dir: str | os.PathLike[str] | None) -> Path:
     """``data_dir``, else ``$DISBENCH_DATA_DIR``, else ``./data``."""
     return Path(data_dir if data_dir is not None else os.environ.get(ENV_VAR, DEFAULT_DIR))
@@ -40,12 +55,20 @@ def where_hint(relative: str) -> str:
     )
 
 
-def require_file(dataset: str, data_dir: Path, relative: str, what: str, source: str) -> Path:
-    """The path of a published file, or a one-line error saying what and where."""
+def require_file(
+    dataset: str, data_dir: Path, relative: str, what: str, source: str, fetchable: bool = False
+) -> Path:
+    """The path of a published file, or a one-line error saying what and where (and, for a
+    dataset ``disbench datasets fetch`` can download, that command)."""
     path = data_dir / relative
     if not path.is_file():
+        how = (
+            f"run `disbench datasets fetch {dataset} --data-dir {data_dir}`, or "
+            if fetchable
+            else ""
+        )
         raise DatasetFileError(
-            f"{dataset}: missing file {path}; expected {what} from {source}; "
+            f"{dataset}: missing file {path}; expected {what} from {source}; {how}"
             + where_hint(relative)
         )
     return path
@@ -175,6 +198,9 @@ class PublishedDataset(GroundTruthDataset):
 
     kind: ClassVar[Kind] = "published"
     pixel_scale: ClassVar[float] = 255.0  # stored value of a white pixel
+    # What `disbench datasets fetch` downloads and checks; empty where no maintained library
+    # pins a checksum for the files this loader reads (then the files are fetched by hand).
+    files: ClassVar[tuple[PublishedFile, ...]] = ()
     images: Any
 
     def image_rows(self, factors: np.ndarray) -> np.ndarray:

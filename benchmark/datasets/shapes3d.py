@@ -19,6 +19,7 @@ import numpy as np
 from disbench.api import register
 from disbench.datasets._files import (
     PublishedDataset,
+    PublishedFile,
     check_array,
     fail,
     require_file,
@@ -58,6 +59,15 @@ class Shapes3D(PublishedDataset):
         "64x64x3"
     )
     published_sizes: ClassVar[tuple[int, ...]] = (10, 10, 10, 8, 4, 15)
+    files: ClassVar[tuple[PublishedFile, ...]] = (
+        PublishedFile(
+            "https://storage.googleapis.com/3d-shapes/3dshapes.h5",
+            RELATIVE_PATH,
+            267_573_662,
+            "0a0f6ed98baff276a50f3a081a7434d788da63cb135a98189b2a5b5769be1785",
+            "tensorflow_datasets, url_checksums/shapes3d.txt",
+        ),
+    )
 
     def __init__(self, data_dir: str | os.PathLike[str] | None = None) -> None:
         self.factor_names = FACTOR_NAMES
@@ -70,6 +80,7 @@ class Shapes3D(PublishedDataset):
             RELATIVE_PATH,
             "the 3D Shapes HDF5 file (images uint8 [480000, 64, 64, 3])",
             SOURCE,
+            fetchable=True,
         )
         try:
             with h5py.File(path, "r") as f:

@@ -23,6 +23,7 @@ import numpy as np
 from disbench.api import register
 from disbench.datasets._files import (
     PublishedDataset,
+    PublishedFile,
     describe,
     fail,
     require_file,
@@ -32,6 +33,27 @@ from disbench.datasets.cars3d import resize
 
 SOURCE = "https://cs.nyu.edu/~ylclab/data/norb-v1.0-small/"
 CHUNKS = ("5x46789x9x18x6x2x96x96-training", "5x01235x9x18x6x2x96x96-testing")
+# (chunk, part) -> (size, sha256) of the gzipped files, as tensorflow_datasets pins them.
+PINNED = {
+    (CHUNKS[0], "dat"): (
+        131_896_188,
+        "5ffd6272a07d32695ee1082a26a41a93a37aab8c28da047f8c34ed348d214873",
+    ),
+    (CHUNKS[0], "cat"): (348, "2784e542c1922060691090952b6cd6278879a216c90f81476f0f00256d42cdaa"),
+    (CHUNKS[0], "info"): (
+        71_052,
+        "de7eb932ebe7a4ee16217fead60660d0eb3d23632c2f4d1c51f88c501c17bf32",
+    ),
+    (CHUNKS[1], "dat"): (
+        130_799_817,
+        "cf7104eed3e51174d2f65b66d1e5878b9da233b886f161b0d88f4510ba2c7474",
+    ),
+    (CHUNKS[1], "cat"): (347, "ecaf6d5bb8c3bc5eab9cf0258f6d2198dd474e016e374836fc097f2e5ff509ff"),
+    (CHUNKS[1], "info"): (
+        10_428,
+        "16adf314226327ee006d1a44db8cfef52773c06c829951d5653a9f6f310248a2",
+    ),
+}
 MAGIC = {507333717: "uint8", 507333716: "int32"}
 
 
@@ -61,6 +83,17 @@ class SmallNORB(PublishedDataset):
     """SmallNORB read from the published binary ``.mat`` files; the instance is a nuisance."""
 
     name: ClassVar[str] = "smallnorb"
+    files: ClassVar[tuple[PublishedFile, ...]] = tuple(
+        PublishedFile(
+            f"{SOURCE}smallnorb-{chunk}-{part}.mat.gz",
+            f"small_norb/smallnorb-{chunk}-{part}.mat",
+            size,
+            sha256,
+            "tensorflow_datasets, url_checksums/smallnorb.txt",
+            gunzip=True,
+        )
+        for (chunk, part), (size, sha256) in PINNED.items()
+    )
 
     description: ClassVar[str] = (
         "published SmallNORB files (category 5, elevation 9, azimuth 18, lighting 6; random "
@@ -83,7 +116,7 @@ class SmallNORB(PublishedDataset):
             for part in ("dat", "cat", "info"):
                 relative = f"small_norb/smallnorb-{chunk}-{part}.mat"
                 what = f"the SmallNORB {chunk} {part} file"
-                path[part] = require_file(self.name, root, relative, what, SOURCE)
+                path[part] = require_file(self.name, root, relative, what, SOURCE, True)
             dat = read_norb_matrix(self.name, path["dat"], "uint8", (rows, 2, 96, 96))
             cat = read_norb_matrix(self.name, path["cat"], "int32", (rows,))
             info = read_norb_matrix(self.name, path["info"], "int32", (rows, 4))

@@ -1,0 +1,122 @@
+"""``disbench datasets fetch NAME``: a published dataset's files, downloaded and checked.
+
+Each file comes from its official address and must have the size and SHA-256 that a
+maintained library pins for it (the dataset's ``files`` say which); a partial download is
+resumed with an HTTP range request; a file moves into place atomically only once it checks
+out. A truncated download stays as ``.part`` for the next call to resume; a corrupt one is
+removed and reported with the expected and the actual checksum. Nothing is ever downloaded
+but by this command.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import hashlib
+import os
+import shutil
+import sys
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from disbench.datasets._files import PublishedFile, resolve_data_dir
+from disbench.registry import DATASETS
+
+CHUNK = 1 << 20
+
+
+class FetchError(ValueError):
+    """A file that could not be fetched, or did not check out; the message says which."""
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help="a published dataset (see `disbench list`)")
+
+
+def fetch(name: str, data_dir: Path, log: Callable[[str], None] = print) -> list[Path]:
+    """Fetch every file of the registered dataset ``name`` into ``data_dir``."""
+    cls = DATASETS.get(name)
+    if getattr(cls, "kind", "") == "procedural":
+        raise FetchError(f"{name}: a procedural dataset, rendered on demand; nothing to fetch")
+    files = getattr(cls, "files", ())
+    if not files:
+        raise FetchError(
+            f"{name}: no maintained library pins a checksum for the files this loader reads, "
+            "so disbench does not download them; fetch them by hand (docs/datasets.md)"
+        )
+    return fetch_files(name, files, data_dir, log)
+
+
+def fetch_files(
+    name: str, files: Sequence[PublishedFile], data_dir: Path, log: Callable[[str], None]
+) -> list[Path]:
+    out = []
+    for spec in files:
+        target = data_dir / spec.relative
+        if target.is_file():
+            log(f"{target}: present")
+        else:
+            _fetch_one(name, spec, target)
+            log(f"{target}: fetched, sha256 checked against {spec.pinned_by}")
+        out.append(target)
+    return out
+
+
+def _fetch_one(name: str, spec: PublishedFile, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    part = target.with_name(target.name + (".gz" if spec.gunzip else "") + ".part")
+    have = part.stat().st_size if part.exists() else 0
+    if have < spec.size:
+        headers = {"Range": f"bytes={have}-"} if have else {}
+        try:
+            with urllib.request.urlopen(
+                urllib.request.Request(spec.url, headers=headers), timeout=60
+            ) as resp:
+                mode = "ab" if have and resp.status == 206 else "wb"  # 200: the server restarted
+                with open(part, mode) as fh:
+                    shutil.copyfileobj(resp, fh, CHUNK)
+        except (urllib.error.URLError, OSError) as exc:
+            raise FetchError(
+                f"{name}: {spec.url}: download failed ({exc}); run again to resume"
+            ) from exc
+    size = part.stat().st_size
+    if size < spec.size:
+        raise FetchError(
+            f"{name}: {spec.url}: truncated, {size:,} of {spec.size:,} bytes; kept {part}, "
+            "run the same command again to resume"
+        )
+    digest = _sha256(part)
+    if size != spec.size or digest != spec.sha256:
+        part.unlink()
+        raise FetchError(
+            f"{name}: {spec.url}: checksum mismatch: expected sha256 {spec.sha256} "
+            f"({spec.size:,} bytes, pinned by {spec.pinned_by}), got {digest} ({size:,} bytes); "
+            "the download was removed"
+        )
+    if spec.gunzip:
+        tmp = target.with_name(f".{target.name}.tmp")
+        with gzip.open(part, "rb") as src, open(tmp, "wb") as dst:
+            shutil.copyfileobj(src, dst, CHUNK)
+        os.replace(tmp, target)
+        part.unlink()
+    else:
+        os.replace(part, target)
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(CHUNK), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        fetch(args.name, resolve_data_dir(args.data_dir))
+    except FetchError as exc:
+        print(f"disbench datasets fetch: {exc}", file=sys.stderr)
+        return 1
+    return 0
