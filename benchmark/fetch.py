@@ -1,9 +1,9 @@
 """``disbench datasets fetch NAME``: a published dataset's files, downloaded and checked.
 
-Each file comes from its official address and must have the size and SHA-256 that a
-maintained library pins for it (the dataset's ``files`` say which); a partial download is
-resumed with an HTTP range request; a file moves into place atomically only once it checks
-out. A truncated download stays as ``.part`` for the next call to resume; a corrupt one is
+Each file comes from its official address and must have the checksum (and size, where
+pinned) that a maintained library pins for it (the dataset's ``files`` say which); a partial
+download is resumed with an HTTP range request; a file moves into place atomically only once
+it checks out. A truncated download stays as ``.part`` for the next call to resume; a corrupt one is
 removed and reported with the expected and the actual checksum. Nothing is ever downloaded
 but by this command.
 """
@@ -59,7 +59,8 @@ def fetch_files(
             log(f"{target}: present")
         else:
             _fetch_one(name, spec, target)
-            log(f"{target}: fetched, sha256 checked against {spec.pinned_by}")
+            algorithm = spec.digest.split(":", 1)[0]
+            log(f"{target}: fetched, {algorithm} checked against {spec.pinned_by}")
         out.append(target)
     return out
 
@@ -68,32 +69,36 @@ def _fetch_one(name: str, spec: PublishedFile, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
     part = target.with_name(target.name + (".gz" if spec.gunzip else "") + ".part")
     have = part.stat().st_size if part.exists() else 0
-    if have < spec.size:
+    total = spec.size
+    if total is None or have < total:
         headers = {"Range": f"bytes={have}-"} if have else {}
+        request = urllib.request.Request(spec.url, headers=headers)
         try:
-            with urllib.request.urlopen(
-                urllib.request.Request(spec.url, headers=headers), timeout=60
-            ) as resp:
-                mode = "ab" if have and resp.status == 206 else "wb"  # 200: the server restarted
-                with open(part, mode) as fh:
+            with urllib.request.urlopen(request, timeout=60) as resp:
+                resumed = bool(have) and resp.status == 206  # 200: the server starts over
+                length = resp.headers.get("Content-Length")
+                if total is None and length is not None:
+                    total = int(length) + (have if resumed else 0)
+                with open(part, "ab" if resumed else "wb") as fh:
                     shutil.copyfileobj(resp, fh, CHUNK)
         except (urllib.error.URLError, OSError) as exc:
             raise FetchError(
                 f"{name}: {spec.url}: download failed ({exc}); run again to resume"
             ) from exc
     size = part.stat().st_size
-    if size < spec.size:
+    if total is not None and size < total:
         raise FetchError(
-            f"{name}: {spec.url}: truncated, {size:,} of {spec.size:,} bytes; kept {part}, "
+            f"{name}: {spec.url}: truncated, {size:,} of {total:,} bytes; kept {part}, "
             "run the same command again to resume"
         )
-    digest = _sha256(part)
-    if size != spec.size or digest != spec.sha256:
+    algorithm, expected = spec.digest.split(":", 1)
+    actual = _digest(part, algorithm)
+    if actual != expected or (spec.size is not None and size != spec.size):
         part.unlink()
         raise FetchError(
-            f"{name}: {spec.url}: checksum mismatch: expected sha256 {spec.sha256} "
-            f"({spec.size:,} bytes, pinned by {spec.pinned_by}), got {digest} ({size:,} bytes); "
-            "the download was removed"
+            f"{name}: {spec.url}: checksum mismatch: expected {algorithm} {expected} "
+            f"(pinned by {spec.pinned_by}), got {actual} ({size:,} bytes); the download "
+            "was removed"
         )
     if spec.gunzip:
         tmp = target.with_name(f".{target.name}.tmp")
@@ -105,8 +110,8 @@ def _fetch_one(name: str, spec: PublishedFile, target: Path) -> None:
         os.replace(part, target)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
+def _digest(path: Path, algorithm: str) -> str:
+    h = hashlib.new(algorithm)
     with open(path, "rb") as fh:
         for block in iter(lambda: fh.read(CHUNK), b""):
             h.update(block)

@@ -55,9 +55,8 @@ def server() -> Iterator[tuple[str, dict, dict]]:
 
 
 def _pinned(url: str, relative: str, body: bytes, gunzip: bool = False) -> PublishedFile:
-    return PublishedFile(
-        url, relative, len(body), hashlib.sha256(body).hexdigest(), "the test", gunzip
-    )
+    digest = f"sha256:{hashlib.sha256(body).hexdigest()}"
+    return PublishedFile(url, relative, digest, "the test", len(body), gunzip)
 
 
 def test_a_good_file_is_fetched_checked_and_read(server, tmp_path) -> None:
@@ -109,9 +108,32 @@ def test_a_wrong_checksum_names_both_and_keeps_nothing(server, tmp_path) -> None
     with pytest.raises(FetchError) as err:
         fetch_files("shapes3d", [spec], tmp_path, lambda line: None)
     message = str(err.value)
-    assert f"expected sha256 {spec.sha256}" in message and "got " in message
+    assert f"expected sha256 {spec.digest[7:]}" in message and "got " in message
     assert "the download was removed" in message
     assert not list(tmp_path.rglob("*.h5*"))
+
+
+def test_an_md5_pinned_file_without_a_size_resumes_from_the_content_length(
+    server, tmp_path
+) -> None:
+    """As disent pins MPI3D: a full-file MD5 and no size; the server's Content-Length tells
+    a dropped transfer from a finished one."""
+    base, files, cut = server
+    body = bytes(range(256)) * 40
+    files["/mpi3d_toy.npz"] = body
+    cut["/mpi3d_toy.npz"] = 1000
+    spec = PublishedFile(
+        f"{base}/mpi3d_toy.npz",
+        "mpi3d_toy/mpi3d_toy.npz",
+        f"md5:{hashlib.md5(body).hexdigest()}",
+        "the test",
+    )
+    with pytest.raises(FetchError, match=r"truncated, 1,000 of 10,240 bytes"):
+        fetch_files("mpi3d_toy", [spec], tmp_path, lambda line: None)
+    lines: list[str] = []
+    fetch_files("mpi3d_toy", [spec], tmp_path, lines.append)
+    assert (tmp_path / "mpi3d_toy" / "mpi3d_toy.npz").read_bytes() == body
+    assert "md5 checked against the test" in lines[0]
 
 
 def test_datasets_without_a_pinned_checksum_or_procedural_are_refused(tmp_path, capsys) -> None:

@@ -33,14 +33,15 @@ class DatasetFileError(ValueError):
 @dataclass(frozen=True)
 class PublishedFile:
     """One file ``disbench datasets fetch`` downloads: its official address, where it goes
-    under the data directory, and the size and SHA-256 that a maintained library pins for
-    it (``pinned_by`` names where). ``gunzip``: the address serves it gzipped."""
+    under the data directory, and the checksum (``"sha256:..."`` or ``"md5:..."``) and,
+    where pinned, the size that a maintained library pins for it (``pinned_by`` names
+    where). ``gunzip``: the address serves it gzipped."""
 
     url: str
     relative: str
-    size: int
-    sha256: str
+    digest: str
     pinned_by: str
+    size: int | None = None
     gunzip: bool = False
 
 

@@ -63,9 +63,9 @@ class Shapes3D(PublishedDataset):
         PublishedFile(
             "https://storage.googleapis.com/3d-shapes/3dshapes.h5",
             RELATIVE_PATH,
-            267_573_662,
-            "0a0f6ed98baff276a50f3a081a7434d788da63cb135a98189b2a5b5769be1785",
+            "sha256:0a0f6ed98baff276a50f3a081a7434d788da63cb135a98189b2a5b5769be1785",
             "tensorflow_datasets, url_checksums/shapes3d.txt",
+            size=267_573_662,
         ),
     )
 

@@ -87,9 +87,9 @@ class SmallNORB(PublishedDataset):
         PublishedFile(
             f"{SOURCE}smallnorb-{chunk}-{part}.mat.gz",
             f"small_norb/smallnorb-{chunk}-{part}.mat",
-            size,
-            sha256,
+            f"sha256:{sha256}",
             "tensorflow_datasets, url_checksums/smallnorb.txt",
+            size=size,
             gunzip=True,
         )
         for (chunk, part), (size, sha256) in PINNED.items()
