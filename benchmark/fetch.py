@@ -16,6 +16,7 @@ import hashlib
 import os
 import shutil
 import sys
+import tarfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
@@ -55,7 +56,7 @@ def fetch_files(
     out = []
     for spec in files:
         target = data_dir / spec.relative
-        if target.is_file():
+        if target.is_file() or (spec.extract and target.is_dir() and any(target.iterdir())):
             log(f"{target}: present")
         else:
             _fetch_one(name, spec, target)
@@ -67,7 +68,8 @@ def fetch_files(
 
 def _fetch_one(name: str, spec: PublishedFile, target: Path) -> None:
     target.parent.mkdir(parents=True, exist_ok=True)
-    part = target.with_name(target.name + (".gz" if spec.gunzip else "") + ".part")
+    suffix = ".tar.gz" if spec.extract else ".gz" if spec.gunzip else ""
+    part = target.with_name(target.name + suffix + ".part")
     have = part.stat().st_size if part.exists() else 0
     total = spec.size
     if total is None or have < total:
@@ -100,7 +102,10 @@ def _fetch_one(name: str, spec: PublishedFile, target: Path) -> None:
             f"(pinned by {spec.pinned_by}), got {actual} ({size:,} bytes); the download "
             "was removed"
         )
-    if spec.gunzip:
+    if spec.extract:
+        _extract(part, spec.extract, target)
+        part.unlink()
+    elif spec.gunzip:
         tmp = target.with_name(f".{target.name}.tmp")
         with gzip.open(part, "rb") as src, open(tmp, "wb") as dst:
             shutil.copyfileobj(src, dst, CHUNK)
@@ -108,6 +113,21 @@ def _fetch_one(name: str, spec: PublishedFile, target: Path) -> None:
         part.unlink()
     else:
         os.replace(part, target)
+
+
+def _extract(archive: Path, folder: str, target: Path) -> None:
+    """The archive's files under ``folder`` into the folder ``target``, which appears whole
+    or not at all (extracted beside it, then renamed)."""
+    tmp = target.with_name(f".{target.name}.extracting")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    prefix = folder.rstrip("/") + "/"
+    with tarfile.open(archive, "r:gz") as tar:
+        for member in tar.getmembers():
+            if member.isfile() and member.name.startswith(prefix):
+                member.name = member.name[len(prefix) :]
+                tar.extract(member, tmp, filter="data")
+    os.replace(tmp, target)
 
 
 def _digest(path: Path, algorithm: str) -> str:

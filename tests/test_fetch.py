@@ -6,18 +6,32 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+import tarfile
 import threading
 from collections.abc import Iterator
 from functools import partial
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import h5py
+import numpy as np
 import pytest
-from test_datasets_files import TinyNORB, TinyShapes3D, write_norb, write_shapes3d
+from test_datasets_files import (
+    TinyCars3D,
+    TinyDSprites,
+    TinyNORB,
+    TinyShapes3D,
+    write_cars,
+    write_dsprites,
+    write_norb,
+    write_shapes3d,
+)
 
 from disbench.cli import main
 from disbench.datasets._files import PublishedFile
+from disbench.datasets.dsprites import HDF5_PATH
 from disbench.datasets.shapes3d import RELATIVE_PATH
 from disbench.fetch import FetchError, fetch, fetch_files
+from disbench.registry import DATASETS
 
 
 class Files(BaseHTTPRequestHandler):
@@ -136,9 +150,46 @@ def test_an_md5_pinned_file_without_a_size_resumes_from_the_content_length(
     assert "md5 checked against the test" in lines[0]
 
 
-def test_datasets_without_a_pinned_checksum_or_procedural_are_refused(tmp_path, capsys) -> None:
-    with pytest.raises(FetchError, match="no maintained library pins a checksum"):
-        fetch("dsprites", tmp_path)
+def test_dsprites_is_fetched_as_its_hdf5_release_and_read_like_the_npz(server, tmp_path) -> None:
+    """tensorflow_datasets pins the HDF5 release of dSprites; the loader reads it as it
+    reads the .npz: the same images, rows and factors."""
+    npz = np.load(write_dsprites(tmp_path / "npz"))
+    origin = tmp_path / "origin.hdf5"
+    with h5py.File(origin, "w") as f:
+        f.create_dataset("imgs", data=npz["imgs"])
+        f.create_dataset("latents/classes", data=npz["latents_classes"])
+        f.create_dataset("latents/values", data=npz["latents_values"])
+    base, files, _ = server
+    files["/dsprites.hdf5"] = origin.read_bytes()
+    spec = _pinned(f"{base}/dsprites.hdf5", HDF5_PATH, files["/dsprites.hdf5"])
+    fetch_files("dsprites", [spec], tmp_path / "data", lambda line: None)
+    fetched, published = TinyDSprites(data_dir=tmp_path / "data"), TinyDSprites(tmp_path / "npz")
+    factors = fetched.factors_of(np.arange(fetched.num_observations))
+    np.testing.assert_array_equal(fetched.render(factors), published.render(factors))
+
+
+def test_cars3d_is_extracted_from_its_archive(server, tmp_path) -> None:
+    """disent pins the MD5 of the whole analogy-data archive; its data/cars folder is what
+    the loader reads."""
+    write_cars(tmp_path / "origin" / "data")
+    archive = tmp_path / "analogy.tar.gz"
+    with tarfile.open(archive, "w:gz") as tar:
+        tar.add(tmp_path / "origin" / "data", arcname="data")
+    base, files, _ = server
+    files["/analogy.tar.gz"] = archive.read_bytes()
+    spec = PublishedFile(
+        f"{base}/analogy.tar.gz",
+        "cars",
+        f"md5:{hashlib.md5(files['/analogy.tar.gz']).hexdigest()}",
+        "the test",
+        extract="data/cars",
+    )
+    fetch_files("cars3d", [spec], tmp_path / "data", lambda line: None)
+    assert TinyCars3D(data_dir=tmp_path / "data").num_observations == 4 * 24 * TinyCars3D.num_cars
+    assert not list((tmp_path / "data").glob("*.part"))
+
+
+def test_procedural_datasets_have_nothing_to_fetch(tmp_path, capsys) -> None:
     assert main(["datasets", "fetch", "blobs", "--data-dir", str(tmp_path)]) == 1
     assert "a procedural dataset, rendered on demand" in capsys.readouterr().err
 
@@ -146,3 +197,10 @@ def test_datasets_without_a_pinned_checksum_or_procedural_are_refused(tmp_path, 
 def test_a_missing_file_names_the_fetch_command(tmp_path) -> None:
     with pytest.raises(ValueError, match=r"run `disbench datasets fetch shapes3d --data-dir"):
         TinyShapes3D(data_dir=tmp_path)
+
+
+def test_a_published_dataset_without_pinned_files_is_refused(tmp_path, monkeypatch) -> None:
+    """A dataset plugin that declares no files: fetched by hand, never unchecked."""
+    monkeypatch.setattr(DATASETS.get("dsprites"), "files", ())
+    with pytest.raises(FetchError, match="no maintained library pins a checksum"):
+        fetch("dsprites", tmp_path)

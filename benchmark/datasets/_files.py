@@ -43,6 +43,7 @@ class PublishedFile:
     pinned_by: str
     size: int | None = None
     gunzip: bool = False
+    extract: str | None = None
 
 
 def resolve_data_dir(data_dir: str | os.PathLike[str] | None) -> Path:

@@ -21,6 +21,7 @@ from disbench.api import register
 from disbench.datasets._files import (
     DatasetFileError,
     PublishedDataset,
+    PublishedFile,
     check_array,
     fail,
     resolve_data_dir,
@@ -41,6 +42,15 @@ class Cars3D(PublishedDataset):
         "published Cars3D files (elevation 4, azimuth 24, car 183); resized to 64x64x3"
     )
     num_cars: ClassVar[int] = 183
+    files: ClassVar[tuple[PublishedFile, ...]] = (
+        PublishedFile(
+            "http://www.scottreed.info/files/nips2015-analogy-data.tar.gz",
+            "cars",
+            "md5:4e866a7919c1beedf53964e6f7a23686",
+            "disent, Cars3dData.datafile (full-file MD5 of the archive)",
+            extract="data/cars",
+        ),
+    )
 
     def __init__(self, data_dir: str | os.PathLike[str] | None = None) -> None:
         self.factor_names = ("elevation", "azimuth", "object_type")
@@ -51,7 +61,8 @@ class Cars3D(PublishedDataset):
         if len(files) != self.num_cars:
             raise DatasetFileError(
                 f"cars3d: found {len(files)} files matching {root / 'cars' / 'car_*_mesh.mat'}; "
-                f"expected {self.num_cars} from {SOURCE}; " + where_hint("cars/car_*_mesh.mat")
+                f"expected {self.num_cars} from {SOURCE}; run `disbench datasets fetch cars3d "
+                f"--data-dir {root}`, or " + where_hint("cars/car_*_mesh.mat")
             )
         images = np.empty((4, 24, self.num_cars, 64, 64, 3), np.uint8)
         for car, path in enumerate(files):
