@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from disbench.cli import main
 from disbench.registry import load_plugin
 from disbench.report import build_report
 from disbench.runner import run_study
@@ -87,8 +88,10 @@ def test_a_directory_that_cannot_take_records_is_a_one_line_error(tmp_path, monk
     assert not list((tmp_path / "results" / "runs").glob("*.json"))
 
 
-def test_verify_reproduces_fresh_records_and_catches_an_edited_score(finished) -> None:
+def test_verify_reproduces_fresh_records_and_catches_an_edited_score(finished, capsys) -> None:
     out, _ = finished
+    assert main(["verify", "--sample", "2", "--out", str(out)]) == 0
+    assert "verified 2 item(s): 0 problem(s)" in capsys.readouterr().out
     passed, problems = verify(out, sample=3)
     assert problems == [] and len(passed) == 3
     assert all(line.endswith("every score bit-identical") for line in passed)
@@ -102,6 +105,12 @@ def test_verify_reproduces_fresh_records_and_catches_an_edited_score(finished) -
     assert len(passed) == 2 and len(problems) == 1
     assert f"run {record['id']} (pca on blobs(positions=8,sizes=2), seed " in problems[0]
     assert "mig.discrete_mig: recorded" in problems[0]
+    # an edit that leaves the checksum stale is caught without rerunning anything
+    edited = json.loads(path.read_text())
+    edited["scores"]["mig"]["discrete_mig"] = 0.5
+    path.write_text(json.dumps(edited))
+    assert main(["verify", "--sample", "2", "--out", str(out)]) == 1
+    assert f"{path}: its checksum does not match its content" in capsys.readouterr().err
 
 
 def test_a_group_out_of_gpu_memory_is_split_down_to_single_models(tmp_path) -> None:
