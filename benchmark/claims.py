@@ -81,12 +81,12 @@ class Claims:
     def stale(self, path: Path) -> bool:
         """Its owner is a dead process on this host, or its heartbeat stopped."""
         try:
-            owner = json.loads(path.read_text())
             age = time.time() - path.stat().st_mtime
+            owner = json.loads(path.read_text())
         except FileNotFoundError:
             return False
-        except (OSError, ValueError):
-            return True  # half-written by an owner that died while creating it
+        except (OSError, ValueError):  # being written this instant, or its owner died doing so
+            return age > STALE_S
         if owner.get("host") == self.host and not _alive(int(owner.get("pid", -1))):
             return True
         return age > STALE_S
