@@ -1,6 +1,7 @@
 """A training run killed halfway (SIGKILL of the real process) resumes from its last
 checkpoint and ends with the weights and scores of an uninterrupted run: one VAE, a batched
-group of VAEs, and (crashed in-process) li_ae and both stages of cs_dismo."""
+group of VAEs, and (crashed in-process) li_ae, both stages of cs_dismo, DisDiff's phase 3
+and IRMAE."""
 
 from __future__ import annotations
 
@@ -115,17 +116,20 @@ def _crash_at(limit: int):  # noqa: ANN202
 
 
 @pytest.mark.parametrize(
-    ("name", "hparams", "crash"),
+    ("name", "hparams", "crash", "steps"),
     [
-        ("li_ae", {"pool_size": 300, "neighbours": 4}, 36),
-        ("cs_dismo", {"num_images": 100, "encoder_share": 0.5}, 24),  # in stage 1 of 2
-        ("cs_dismo", {"num_images": 100, "encoder_share": 0.5}, 54),  # in stage 2
-        ("disdiff", {**TINY, **FAST}, 30),  # phase 3 (the pretrained stages are cached)
+        ("li_ae", {"pool_size": 300, "neighbours": 4}, 36, 60),
+        ("cs_dismo", {"num_images": 100, "encoder_share": 0.5}, 24, 60),  # in stage 1 of 2
+        ("cs_dismo", {"num_images": 100, "encoder_share": 0.5}, 54, 60),  # in stage 2
+        ("disdiff", {**TINY, **FAST}, 30, 60),  # phase 3 (the pretrained stages are cached)
+        ("irmae", {"num_linear": 4}, 70, 130),  # saves where a 64-step draw of factors starts
     ],
 )
-def test_other_trained_methods_resume_bit_identically(tmp_path, name, hparams, crash) -> None:
+def test_other_trained_methods_resume_bit_identically(
+    tmp_path, name, hparams, crash, steps
+) -> None:
     torch.use_deterministic_algorithms(True, warn_only=True)  # as the harness does
-    cls, dataset, budget = METHODS.get(name), Blobs(positions=8, sizes=2), TrainBudget(60, 16)
+    cls, dataset, budget = METHODS.get(name), Blobs(positions=8, sizes=2), TrainBudget(steps, 16)
     assert cls.checkpoints
     hp = cls.resolve_hparams(hparams)
     cache = tmp_path / "cache"
