@@ -103,8 +103,7 @@ def execute_group(spec_dicts: list[dict[str, Any]], job: Job) -> list[str]:
     with Claims(store.root / "claims") as claims:
         if not claims.acquire_all([s.id for s in specs]):
             return ["claimed"] * len(specs)
-        finished = store.finished_ids(failed=False)
-        todo = [s for s in specs if s.id not in finished]
+        todo = [s for s in specs if (store.sound(s.id) or {}).get("status") != "ok"]
         statuses = dict.fromkeys((s.id for s in specs), "skipped")
         if todo:
             statuses.update(zip([s.id for s in todo], _execute(store, todo, job), strict=True))
@@ -214,9 +213,9 @@ def record_lost(specs: list[RunSpec], job: Job, cause: BaseException) -> list[st
     store = ResultsStore(Path(job.out))
     statuses = []
     for spec in specs:
-        path = store.record_path(spec.id)
-        if path.exists():
-            statuses.append(json.loads(path.read_text())["status"])
+        written = store.sound(spec.id)
+        if written is not None:
+            statuses.append(written["status"])
             continue
         record = new_record(spec, job)
         fail(record, cause)

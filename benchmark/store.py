@@ -108,30 +108,42 @@ class ResultsStore:
         """(the sound records in id order, (path, what is wrong) for every other file)."""
         good, bad = [], []
         for path in sorted(self.runs_dir.glob("*.json")) if self.runs_dir.is_dir() else []:
-            try:
-                record = json.loads(path.read_text())
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                bad.append((path, f"not valid JSON, truncated or corrupt ({exc})"))
-                continue
-            if not isinstance(record, dict) or record.get("id") != path.stem:
-                bad.append((path, "not a run record of this id"))
-            elif record.get("format", 1) > RECORD_FORMAT:
-                bad.append(
-                    (
-                        path,
-                        f"written by a newer disbench (record format "
-                        f"{record['format']}; this one reads up to {RECORD_FORMAT})",
-                    )
-                )
-            elif record.get("checksum") != checksum(record):
-                bad.append((path, "its checksum does not match its content (edited?)"))
-            else:
+            record, problem = _read(path)
+            if problem is None:
                 good.append(record)
+            else:
+                bad.append((path, problem))
         return good, bad
+
+    def sound(self, run_id: str) -> dict[str, Any] | None:
+        """The record of ``run_id`` if it exists and checks out, else None."""
+        path = self.record_path(run_id)
+        if not path.is_file():
+            return None
+        record, problem = _read(path)
+        return record if problem is None else None
 
     def records(self) -> list[dict[str, Any]]:
         """The sound records, in id order (see :meth:`scan` for the others)."""
         return self.scan()[0]
+
+
+def _read(path: Path) -> tuple[dict[str, Any], str | None]:
+    """A record file and what is wrong with it (None: it is sound)."""
+    try:
+        record = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return {}, f"not valid JSON, truncated or corrupt ({exc})"
+    if not isinstance(record, dict) or record.get("id") != path.stem:
+        return {}, "not a run record of this id"
+    if record.get("format", 1) > RECORD_FORMAT:
+        return record, (
+            f"written by a newer disbench (record format {record['format']}; this one reads "
+            f"up to {RECORD_FORMAT})"
+        )
+    if record.get("checksum") != checksum(record):
+        return record, "its checksum does not match its content (edited?)"
+    return record, None
 
 
 def _jsonable(obj: Any) -> Any:
