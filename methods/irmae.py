@@ -33,11 +33,14 @@ from disbench.methods.nn.vae import (
     DRAW_STEPS,
     ENCODE_CHUNK,
     LossCurve,
+    Nets,
     adam,
     check_finite,
     factor_batches,
     random_streams,
     record_training,
+    restore,
+    snapshot,
     to_device,
 )
 
@@ -140,35 +143,21 @@ class IRMAE(Method):
         channels = dataset.observation_shape[0]
         model = IRMAEModel(channels, int(hp["num_latents"]), int(hp["num_linear"]))
         model = init_like_tf(model, streams.init).to(device)
-        opt = adam(model.parameters(), hp)
+        nets = Nets(model, adam(model.parameters(), hp), None, None)  # type: ignore[arg-type]
         curve = LossCurve(budget.steps)
         checkpoint = ctx.checkpoint
-        first, saved = 0, checkpoint.load() if checkpoint else None
-        if saved is not None:  # resume: everything the rest of the run depends on
-            model.load_state_dict(saved["model"])
-            opt.load_state_dict(saved["opt"])
-            streams.data.bit_generator.state = saved["data"]
-            curve.curves, curve._acc, first = saved["curves"], saved["acc"], saved["step"]
+        first = restore(checkpoint.load(), nets, [streams], curve) if checkpoint else 0
         batches = factor_batches(dataset, streams.data, budget.batch_size)
         start = time.perf_counter()
         for step in range(first, budget.steps):
             # Save at the start of a draw of factors: the data stream then resumes exactly.
             if checkpoint and step > first and step % DRAW_STEPS == 0 and checkpoint.due():
-                checkpoint.save(
-                    {
-                        "step": step,
-                        "model": model.state_dict(),
-                        "opt": opt.state_dict(),
-                        "data": streams.data.bit_generator.state,
-                        "curves": curve.curves,
-                        "acc": curve._acc,
-                    }
-                )
+                checkpoint.save(snapshot(step, nets, [streams], curve))
             x = dataset.render_torch(to_device(next(batches), device), device)
             loss = losses.bernoulli_reconstruction(x, model(x))
-            opt.zero_grad(set_to_none=True)
+            nets.opt.zero_grad(set_to_none=True)
             loss.backward()
-            opt.step()
+            nets.opt.step()
             if curve.add(step, {"loss": loss.detach()}):
                 ctx.progress(step + 1, budget.steps)
         record_training(
