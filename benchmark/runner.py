@@ -24,7 +24,7 @@ from disbench.progress import ProgressDisplay
 from disbench.records import Job
 from disbench.registry import METHODS
 from disbench.store import ResultsStore
-from disbench.study import RunSpec, Study
+from disbench.study import RunSpec, Study, method_entries
 
 WAIT_S = 2.0  # between looks at runs another runner holds
 
@@ -151,9 +151,7 @@ def _run(
     if retry_failed:
         _drop_failed_models(store, pending, {r.train_id for r in study.runs if r.id in done})
     method_group = {
-        m: c["group_size"]
-        for m, c in study.raw.get("methods", {}).items()
-        if isinstance(c, dict) and "group_size" in c
+        m: c["group_size"] for m, _, c in method_entries(study.raw, study.name) if "group_size" in c
     }
     groups = group_runs(pending, study.execution, device, method_group)
     display = ProgressDisplay(

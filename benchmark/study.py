@@ -311,11 +311,11 @@ def expand(raw: dict[str, Any], name: str, where: str) -> Study:
         where,
         f'[execution] executor must be "local" or "ray", got {execution.get("executor")!r}',
     )
+    entries = method_entries(raw, where)
     per_method = sorted(
         {
             name
-            for conf in raw.get("methods", {}).values()
-            if isinstance(conf, dict)
+            for _, _, conf in entries
             for name in conf.get("metrics", [])
             if isinstance(name, str)
         }
@@ -323,21 +323,13 @@ def expand(raw: dict[str, Any], name: str, where: str) -> Study:
     names, all_settings = _metrics(raw.get("metrics"), where, per_method)
     metrics = {name: all_settings[name] for name in names}
 
-    methods_conf = dict(raw.get("methods", {}))
-    _require(methods_conf, where, "no [methods.*] table: a study needs at least one method")
-    wildcard = methods_conf.pop("*", None)
-    if wildcard is not None:
-        for m in METHODS.names():
-            methods_conf.setdefault(m, copy.deepcopy(wildcard))
-
+    _require(entries, where, "no [methods.*] table: a study needs at least one method")
     runs: list[RunSpec] = []
-    for mname, conf in methods_conf.items():
-        key = f"methods.{mname}"
+    for mname, key, conf in entries:
         try:
             cls = METHODS.get(mname)
         except RegistryError as exc:
             raise ProfileError(f"profile {where}: {exc}") from exc
-        conf = conf or {}
         bad = sorted(set(conf) - _METHOD_KEYS)
         _require(not bad, where, f"[{key}] unknown key(s) {bad}; known: {sorted(_METHOD_KEYS)}")
         steps = conf.get("steps", train.get("steps", 1000))
@@ -372,6 +364,31 @@ def expand(raw: dict[str, Any], name: str, where: str) -> Study:
     _require(len(set(ids)) == len(ids), where, "two runs expand to the same spec")
     rank = _rank(raw.get("report", {}), metrics, where)
     return Study(name, raw.get("description", ""), runs, execution, raw, rank)
+
+
+def method_entries(raw: dict[str, Any], where: str) -> list[tuple[str, str, dict[str, Any]]]:
+    """(method, key, settings) per configuration: ``[methods.X]`` is one, an array of tables
+    ``[[methods.X]]`` one per entry (the same method on different datasets or budgets);
+    ``[methods."*"]`` gives every registered method not named otherwise that table."""
+    methods_conf = dict(raw.get("methods", {}))
+    _require(isinstance(methods_conf, dict), where, "[methods] must be a table")
+    wildcard = methods_conf.pop("*", None)
+    if wildcard is not None:
+        for m in METHODS.names():
+            methods_conf.setdefault(m, copy.deepcopy(wildcard))
+    out = []
+    for mname, conf in methods_conf.items():
+        confs = conf if isinstance(conf, list) else [conf or {}]
+        for i, entry in enumerate(confs):
+            key = f"methods.{mname}" + (f"[{i}]" if isinstance(conf, list) else "")
+            _require(isinstance(entry, dict), where, f"[{key}] must be a table")
+            out.append((mname, key, entry))
+    for mname in {m for m, _, _ in out}:
+        sizes = {str(c["group_size"]) for m, _, c in out if m == mname and "group_size" in c}
+        _require(
+            len(sizes) <= 1, where, f"[methods.{mname}] entries set different group_size values"
+        )
+    return out
 
 
 def _rank(report: Any, metrics: dict[str, Any], where: str) -> list[str]:

@@ -168,3 +168,33 @@ def test_report_rank_defaults_to_the_field_four_and_must_name_computed_metrics(t
     assert ranked.rank == ["mig"]
     with pytest.raises(ProfileError, match=r"report.rank names \['dci'\], which the study"):
         load_profile(write(tmp_path, MINIMAL + '[report]\nrank = ["dci"]\n'))
+
+
+def test_an_array_of_tables_configures_one_method_several_ways(tmp_path) -> None:
+    text = """
+seeds = [0]
+datasets = ["blobs"]
+[metrics]
+names = ["mig"]
+[[methods.pca]]
+grid = { num_points = 200 }
+[[methods.pca]]
+datasets = [{ name = "blobs", positions = 8 }]
+seeds = [1, 2]
+metrics = ["mcc"]
+"""
+    runs = load_profile(write(tmp_path, text)).runs
+    got = sorted(
+        (r.dataset.label, r.seed, r.hparams["num_points"], sorted(r.metrics)) for r in runs
+    )
+    default = METHODS.get("pca").defaults["num_points"]
+    assert got == [
+        ("blobs", 0, 200, ["mig"]),
+        ("blobs(positions=8)", 1, default, ["mcc", "mig"]),
+        ("blobs(positions=8)", 2, default, ["mcc", "mig"]),
+    ]
+    clash = text.replace("seeds = [1, 2]", "seeds = [1, 2]\ngroup_size = 2").replace(
+        "grid = { num_points = 200 }", "grid = { num_points = 200 }\ngroup_size = 4"
+    )
+    with pytest.raises(ProfileError, match=r"\[methods.pca\] entries set different group_size"):
+        load_profile(write(tmp_path, clash))
