@@ -79,6 +79,12 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--out", default="results", type=Path, help="results directory")
     report.add_argument("--leaderboard", default=Path("leaderboard.md"), type=Path)
     report.add_argument(
+        "--claims",
+        default=Path("docs/claims.md"),
+        type=Path,
+        help="the papers' claims page, written when the records hold `claims` profile runs",
+    )
+    report.add_argument(
         "--profile", default=None, help="only this profile's studies (default: every study)"
     )
     _common(report)
@@ -164,10 +170,11 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    paths = build_report(args.out, args.leaderboard, args.profile)
+    paths = build_report(args.out, args.leaderboard, args.profile, args.claims)
+    claims = f", {paths['claims']}" if "claims" in paths else ""
     print(
-        f"wrote {paths['scores']}, {paths['leaderboard']}, {paths['html']} "
-        f"and {len(paths) - 3} plot(s)"
+        f"wrote {paths['scores']}, {paths['leaderboard']}, {paths['html']}{claims} "
+        f"and {len(paths) - 3 - bool(claims)} plot(s)"
     )
     return 0
 

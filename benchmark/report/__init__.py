@@ -18,6 +18,7 @@ import pandas as pd
 
 from disbench.report.html import write_html
 from disbench.report.markdown import write_markdown
+from disbench.report.paper_claims import write_claims
 from disbench.report.plots import method_colours, write_section_plots
 from disbench.report.sections import Section, sections
 from disbench.store import ResultsStore, atomic_write_text
@@ -80,8 +81,11 @@ def base_columns() -> list[str]:
     ]
 
 
-def build_report(out: Path, leaderboard: Path, profile: str | None = None) -> dict[str, Path]:
-    """Everything from ``<out>/runs/*.json`` (or one profile's runs)."""
+def build_report(
+    out: Path, leaderboard: Path, profile: str | None = None, claims: Path | None = None
+) -> dict[str, Path]:
+    """Everything from ``<out>/runs/*.json`` (or one profile's runs); with ``claims``, also
+    that page when the records hold runs of the ``claims`` profile."""
     store = ResultsStore(out)
     records, bad = store.scan()
     for path, why in bad:
@@ -99,7 +103,14 @@ def build_report(out: Path, leaderboard: Path, profile: str | None = None) -> di
     colours = method_colours([r["spec"]["method"] for r in records])
     plots = {s.slug: write_section_plots(s, out / "plots", colours) for s in studies}
     html_path = out / "leaderboard.html"
-    atomic_write_text(leaderboard, write_markdown(studies, records, plots, out, leaderboard))
+    claims_text = write_claims(records) if claims is not None else None
+    written: dict[str, Path] = {}
+    if claims is not None and claims_text is not None:
+        claims.parent.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(claims, claims_text)
+        written["claims"] = claims
+    board = write_markdown(studies, records, plots, out, leaderboard, written.get("claims"))
+    atomic_write_text(leaderboard, board)
     atomic_write_text(html_path, write_html(studies, records, plots, out, html_path))
     figures = {f"{s}: {name}": p for s, named in plots.items() for name, p in named.items()}
-    return {"scores": csv_path, "leaderboard": leaderboard, "html": html_path, **figures}
+    return {"scores": csv_path, "leaderboard": leaderboard, "html": html_path, **written, **figures}

@@ -62,6 +62,7 @@ def write_markdown(
     plots: dict[str, dict[str, Path]],
     root: Path,
     path: Path,
+    claims: Path | None = None,
 ) -> str:
     base = path.parent
     lines = [
@@ -78,6 +79,9 @@ def write_markdown(
         "Marks: " + "; ".join(f"**{k}** {v}" for k, v in LEGEND.items()) + ".",
         "",
     ]
+    if claims is not None:
+        link = rel(claims, base)
+        lines += [f"Do the papers' claims hold? Tested, with verdicts: [{link}]({link}).", ""]
     for section in sections:
         lines += [f"## Study: {section.title}", ""]
         lines += [f"- {line}" for line in section.header] + [""]
