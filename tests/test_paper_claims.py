@@ -11,14 +11,17 @@ import pytest
 from test_datasets_files import (
     TINY_MPI3D,
     TinyCars3D,
+    TinyDSprites,
     TinyMPI3DToy,
     TinyShapes3D,
     write_cars,
+    write_dsprites,
     write_mpi3d,
     write_shapes3d,
 )
 
 from disbench.datasets.cars3d import Cars3D
+from disbench.datasets.dsprites import DSprites
 from disbench.datasets.mpi3d import MPI3DToy
 from disbench.datasets.shapes3d import Shapes3D
 from disbench.report import build_report
@@ -176,9 +179,11 @@ def published_files(tmp_path, monkeypatch):
     images = np.random.default_rng(2).integers(0, 256, (n, 64, 64, 3), dtype=np.uint8)
     write_mpi3d(tmp_path, "mpi3d_toy", images, compress=False)
     write_cars(tmp_path)
+    write_dsprites(tmp_path)
     monkeypatch.setattr(Shapes3D, "published_sizes", TinyShapes3D.published_sizes)
     monkeypatch.setattr(MPI3DToy, "layouts", TinyMPI3DToy.layouts)
     monkeypatch.setattr(Cars3D, "num_cars", TinyCars3D.num_cars)
+    monkeypatch.setattr(DSprites, "published_sizes", TinyDSprites.published_sizes)
     monkeypatch.setenv("DISBENCH_DATA_DIR", str(tmp_path))
     return tmp_path
 
@@ -198,15 +203,27 @@ def test_the_published_studies_run_one_step_on_fixture_files(published_files, tm
         f"methods.disdiff.grid={official}",
         "metrics.factor_vae={num_train = 20, num_eval = 10, num_variance_estimate = 64}",
         'metrics.dci={num_train = 64, num_test = 32, mode = "fast"}',
+        "metrics.mig={num_train = 64}",
+        "metrics.beta_vae={num_train = 10, num_eval = 5, batch_size = 4}",
+        "methods.dot_vae.steps=2",
+        "methods.dot_vae.batch_size=2",
     ]
     study = load_profile("published", overrides)
     pairs = {(r.method, r.dataset.name) for r in study.runs}
-    assert pairs == {("disdiff", "shapes3d"), ("disdiff", "mpi3d_toy"), ("disdiff", "cars3d")}
+    assert pairs == {
+        ("disdiff", "shapes3d"),
+        ("disdiff", "mpi3d_toy"),
+        ("disdiff", "cars3d"),
+        ("dot_vae", "dsprites"),
+    }
     full = load_profile("published").runs
     assert {(r.budget.steps, r.budget.batch_size) for r in full if r.method == "disdiff"} == {
         (50000, 128)
     }
     assert all(r.hparams["preset"] == "official" for r in full if r.method == "disdiff")
+    dot = [r for r in full if r.method == "dot_vae"]
+    assert {(r.budget.steps, r.budget.batch_size) for r in dot} == {(300000, 64)}
+    assert all({"factor_vae", "dci", "mig", "beta_vae"} <= set(r.metrics) for r in dot)
     # One run per method, each on a fixture file in its published format.
     first = {}
     for run in study.runs:
@@ -217,3 +234,4 @@ def test_the_published_studies_run_one_step_on_fixture_files(published_files, tm
     assert len(records) == len(first)
     assert all(r["status"] == "ok" for r in records), [r["error"] for r in records]
     assert all({"factor_vae", "dci"} <= set(r["scores"]) for r in records)
+    assert {r["spec"]["method"] for r in records} == {"disdiff", "dot_vae"}
