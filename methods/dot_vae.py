@@ -254,7 +254,7 @@ def wake_step(
     mean, logvar = nets.model.encoder(x)
     z = losses.sample_gaussian(mean, logvar, noise)
     recon = losses.bernoulli_reconstruction(x, nets.model.decoder(z * mask))
-    kl_dims = (0.5 * (mean.square() + logvar.exp() - logvar - 1)).mean(0)
+    kl_dims = losses.gaussian_kl_per_dim(mean, logvar)
     kl_z1, kl_z2 = (mask[:k] * kl_dims[:k]).sum(), kl_dims[k:].sum()
     loss = recon + beta * kl_z2 + kl_z1
     nets.opt.zero_grad(set_to_none=True)
@@ -466,7 +466,7 @@ class DOTVAE(Method):
         _, x = dataset.sample(ENCODE_CHUNK, np.random.default_rng([seed, 1]))
         with torch.inference_mode():
             mean, logvar = rep.model.encoder(torch.from_numpy(x))
-        kl = (0.5 * (mean.square() + logvar.exp() - logvar - 1)).mean(0)[: mask.active]
+        kl = losses.gaussian_kl_per_dim(mean, logvar)[: mask.active]
         informative = int((kl >= hp["min_kl"]).sum())
         ctx.info["activation"] = {
             "active_dims": mask.active,

@@ -116,11 +116,6 @@ def prototypical_loss(support: torch.Tensor, query: torch.Tensor) -> torch.Tenso
     return -torch.diagonal(log_p, dim1=0, dim2=2).mean()
 
 
-def kl_per_dim(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
-    """Batch mean of KL(N(mean, exp(logvar)) || N(0, 1)) per latent dimension, [L]."""
-    return (0.5 * (mean.square() + logvar.exp() - logvar - 1)).mean(0)
-
-
 def active_dims(kl: torch.Tensor, threshold: float) -> torch.Tensor:
     """Indices of the dimensions whose KL (nats) is at least ``threshold``."""
     return torch.nonzero(kl >= threshold).flatten()
@@ -216,7 +211,7 @@ class ProtoVAE(Method):
             mean, logvar = model.encoder(x)
             z = losses.sample_gaussian(mean, logvar, streams.noise)
             recon = losses.bernoulli_reconstruction(x, model.decoder(z))
-            kl_dims = kl_per_dim(mean, logvar)
+            kl_dims = losses.gaussian_kl_per_dim(mean, logvar)
             kl = kl_dims.sum()
             dims = active_dims(kl_dims.detach(), hp["active_kl"])
             proto = (

@@ -29,6 +29,12 @@ def gaussian_kl(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
     return (0.5 * (mean.square() + logvar.exp() - logvar - 1).sum(1)).mean()
 
 
+def gaussian_kl_per_dim(mean: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+    """KL(N(mean, exp(logvar)) || N(0, 1)) per latent dimension, mean over the batch: [L].
+    (Methods that switch dimensions on or off by the information they carry read it.)"""
+    return (0.5 * (mean.square() + logvar.exp() - logvar - 1)).mean(0)
+
+
 def sample_gaussian(
     mean: torch.Tensor, logvar: torch.Tensor, generator: torch.Generator
 ) -> torch.Tensor:
