@@ -15,7 +15,7 @@ not testable here when its runs are missing.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +23,7 @@ import numpy as np
 from scipy.stats import spearmanr
 
 from disbench.registry import METHODS, METRICS
-from disbench.report.sections import sections
+from disbench.report.sections import Section, sections, study_header
 from disbench.study import load_profile
 
 CLAIMS_PROFILE = "claims"
@@ -466,13 +466,25 @@ def study_duration(records: list[dict[str, Any]]) -> str:
     )
 
 
+def merged_section(records: list[dict[str, Any]]) -> Section:
+    """The whole profile as one section: its per-method metrics split it into several
+    studies on the leaderboard, but the claims page states one header for all its runs."""
+    parts = sections(records)
+    merged = replace(parts[0], records=records, metrics=[], settings={}, approximate={})
+    for part in parts:
+        merged.metrics += [m for m in part.metrics if m not in merged.metrics]
+        merged.settings.update(part.settings)
+        merged.approximate.update(part.approximate)
+    return merged
+
+
 def write_claims(records: list[dict[str, Any]]) -> str | None:
     """The page's markdown, or None when there are no ``claims`` records."""
     mine = current(records, CLAIMS_PROFILE)
     if not mine:
         return None
     runs = Runs(mine)
-    header = sections(mine)[0].header
+    header = study_header(merged_section(mine))
     lines = [
         "# Do the papers' claims hold?",
         "",

@@ -272,7 +272,7 @@ def _section(key: str, records: list[dict[str, Any]], title: str) -> Section:
         decimals={m: _decimals(m, settings.get(m, {})) for m in metrics},
         header=[],
     )
-    section.header = _header(section)
+    section.header = study_header(section)
     return section
 
 
@@ -448,7 +448,7 @@ def budget_lines(records: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _header(section: Section) -> list[str]:
+def study_header(section: Section) -> list[str]:
     records = section.records
     ok = sum(r["status"] == "ok" for r in records)
     dates = sorted(r.get("created", "") for r in records)
