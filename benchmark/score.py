@@ -185,8 +185,8 @@ def _chosen_metrics(text: str) -> list[str]:
         METRICS.get(name)  # unknown names raise with the known names and a suggestion
         if METRICS.get(name).needs_dataset:
             raise ScoreInputError(
-                f"--metrics: {name!r} samples its own interventions from a dataset and cannot "
-                "score fixed arrays"
+                f"--metrics: {name!r} needs the dataset (to sample interventions or render "
+                "observations) and cannot score fixed arrays"
             )
     return names
 

@@ -27,6 +27,7 @@ neighbours are taken there, among observations only, so the score needs no facto
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, ClassVar
 
 import numpy as np
@@ -78,9 +79,15 @@ class LocalIsometryMetric(Metric):
     )
     primary: ClassVar[str] = "LI"
     defaults: ClassVar[dict[str, Any]] = {"num_train": 2000, "neighbours": 5}
+    needs_dataset: ClassVar[bool] = True  # it renders the observations of the shared points
     # Not part of `names = "all"`: the studies that test Horan et al.'s claims name it, and
     # adding it to every study would change every committed run id.
     in_all: ClassVar[bool] = False
+
+    @classmethod
+    def sizes(cls, settings: Mapping[str, Any]) -> tuple[int, int]:
+        """The shared train points it renders (it samples nothing of its own)."""
+        return int(settings["num_train"]), 0
 
     def compute(self, ctx: EvalContext, settings: dict[str, Any]) -> dict[str, float]:
         if ctx.dataset is None:

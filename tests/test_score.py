@@ -157,7 +157,8 @@ def test_bad_files_and_options_are_one_line_errors(tmp_path, arrays, capsys):
     cases = [
         ([str(tmp_path / "absent.npz")], "no such file"),
         ([str(tmp_path / "codes.npz"), "--metrics", "migg"], "did you mean 'mig'"),
-        ([str(path), "--metrics", "factor_vae"], "samples its own interventions"),
+        ([str(path), "--metrics", "factor_vae"], "needs the dataset (to sample interventions"),
+        ([str(path), "--metrics", "local_isometry"], "or render observations)"),
         ([str(path), "--set", "dci.speed=3", "--metrics", "dci"], "unknown setting(s) ['speed']"),
         ([str(path), "--set", "nonsense"], "expected KEY=VALUE, e.g. dci.mode=fast"),
         ([str(path), "--set", "wobble=1", "--metrics", "mig"], "no chosen metric has"),

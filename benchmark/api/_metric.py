@@ -33,7 +33,8 @@ class Metric(ABC):
 
     ``primary`` is the key shown on the leaderboard; ``sizes(settings)`` tells the
     context how many (train, test) points this metric will ask for; ``needs_dataset``
-    marks metrics that sample their own interventions and so cannot run on arrays.
+    marks metrics that need the dataset (they sample their own interventions, or render
+    observations) and so cannot run on arrays.
     Bump ``version`` whenever a value or a default changes: it enters every run id.
     """
 
