@@ -262,3 +262,12 @@ def test_report_profile_keeps_one_profile(tmp_path) -> None:
     build_report(store.root, board, profile="second")
     titles = re.findall(r"^## Study: (.*)$", board.read_text(), flags=re.M)
     assert titles == ["second"]
+
+
+def test_studies_told_apart_by_their_metrics_are_titled_by_them() -> None:
+    both = [record(f"a{s}", "a", s, 0.1, 0.2, profile="p") for s in range(3)]
+    mig_only = [record(f"b{s}", "b", s, 0.1, 0.2, profile="p") for s in range(3)]
+    for rec in mig_only:
+        del rec["spec"]["metrics"]["sap_score"], rec["scores"]["sap_score"]
+    titles = sorted(s.title for s in sections(both + mig_only))
+    assert titles == ["p (the common metrics only)", "p (with sap_score)"]

@@ -150,7 +150,8 @@ def _in_all(metric: str) -> bool:
 
 
 def _titles(groups: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
-    """The profile's name, plus the metric settings that tell apart two studies of it."""
+    """The profile's name, plus what tells apart two studies of it: the metrics they compute
+    when those differ, else the metric settings."""
     by_profile: dict[str, list[str]] = defaultdict(list)
     for key in groups:
         by_profile[json.loads(key)["profile"]].append(key)
@@ -160,6 +161,16 @@ def _titles(groups: dict[str, list[dict[str, Any]]]) -> dict[str, str]:
             titles[keys[0]] = prof
             continue
         evals = {k: json.loads(k) for k in keys}
+        metric_sets = {k: set(e["metrics"]) for k, e in evals.items()}
+        if len({frozenset(m) for m in metric_sets.values()}) == len(keys):
+            # Told apart by which metrics they compute (a profile that adds metrics for
+            # some methods): name those, not every setting of the metrics the others lack.
+            common = set.intersection(*metric_sets.values())
+            for k, names in metric_sets.items():
+                extra = sorted(names - common)
+                what = f"with {', '.join(extra)}" if extra else "the common metrics only"
+                titles[k] = f"{prof} ({what})"
+            continue
         flat = {k: _flatten(e) for k, e in evals.items()}
         varying = sorted(
             {p for f in flat.values() for p in f if len({str(g.get(p)) for g in flat.values()}) > 1}
