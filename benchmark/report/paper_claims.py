@@ -59,6 +59,8 @@ class Select:
 
 @dataclass
 class Finding:
+    """A claim's checks (each with whether it holds) and the tables that show its numbers."""
+
     checks: list[tuple[str, bool | None]] = field(default_factory=list)  # None: runs missing
     tables: list[list[str]] = field(default_factory=list)  # markdown lines
 
@@ -229,7 +231,7 @@ BETAS = (1.0, 2.0, 4.0, 8.0, 16.0)
 
 
 def beta_sel(beta: float) -> Select:
-    return Select("beta_vae", DSPRITES, (("beta", beta),), f"beta = {beta:g}")
+    return Select("beta_vae", DSPRITES, (("beta", beta),))
 
 
 def locatello_beta(runs: Runs) -> Finding:
@@ -410,7 +412,7 @@ CLAIMS = (
         locatello_agreement,
     ),
 )
-# The published-data claims: (method, its paper, datasets of its table, preset label).
+# The published-data claims: (method, its paper and table, the datasets of that table).
 PUBLISHED = (
     (
         "disdiff",
