@@ -40,7 +40,12 @@ from disbench.api import (
     TrainBudget,
     register,
 )
-from disbench.methods.nn.architectures import ConvEncoder, DeconvDecoder, init_like_tf
+from disbench.methods.nn.architectures import (
+    ConvEncoder,
+    DeconvDecoder,
+    check_reference_shape,
+    init_like_tf,
+)
 
 CURVE_POINTS = 20
 CHUNK = 512  # images per forward pass when encoding or decoding
@@ -226,11 +231,7 @@ class CSDisMoMethod(Method):
                 raise ValueError(f"method 'cs_dismo': {key}={hp[key]} must be >= 1")
         if not 0 < float(hp["encoder_share"]) < 1:
             raise ValueError("method 'cs_dismo': encoder_share must be in (0, 1)")
-        if tuple(dataset.observation_shape[1:]) != (64, 64):
-            raise ValueError(
-                f"method 'cs_dismo': the reference networks need 64x64 observations, dataset "
-                f"{dataset.name!r} has {dataset.observation_shape}"
-            )
+        check_reference_shape(self.name, dataset)
         if budget.steps < 2 or budget.batch_size < 2:
             raise ValueError(
                 f"method 'cs_dismo': need steps >= 2 and batch_size >= 2, got {budget}"

@@ -83,6 +83,7 @@ from disbench.methods.nn.architectures import (
     ConvEncoder,
     DeconvDecoder,
     SamePadConv,
+    check_reference_shape,
     init_like_tf,
 )
 from disbench.methods.nn.vae import (
@@ -502,11 +503,7 @@ class DOTVAE(Method):
             raise ValueError("method 'dot_vae': pretrain_share must be in [0, 1)")
         if hp["code"] not in CODES:
             raise ValueError(f"method 'dot_vae': code must be one of {CODES}, got {hp['code']!r}")
-        if tuple(dataset.observation_shape[1:]) != (64, 64):
-            raise ValueError(
-                f"method 'dot_vae': the reference networks need 64x64 observations, dataset "
-                f"{dataset.name!r} has {dataset.observation_shape}"
-            )
+        check_reference_shape(self.name, dataset)
         if budget.steps < 1 or budget.batch_size < 2:
             raise ValueError(f"method 'dot_vae': need steps >= 1 and batch_size >= 2, got {budget}")
         return hp

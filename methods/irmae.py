@@ -28,7 +28,12 @@ from disbench.api import (
 )
 from disbench.methods._linear import fit_ica
 from disbench.methods.nn import losses
-from disbench.methods.nn.architectures import ConvEncoder, DeconvDecoder, init_like_tf
+from disbench.methods.nn.architectures import (
+    ConvEncoder,
+    DeconvDecoder,
+    check_reference_shape,
+    init_like_tf,
+)
 from disbench.methods.nn.vae import (
     DRAW_STEPS,
     ENCODE_CHUNK,
@@ -133,11 +138,7 @@ class IRMAE(Method):
         hp = dict(hparams)
         if int(hp["num_linear"]) < 0 or int(hp["num_latents"]) < 1:
             raise ValueError("method 'irmae': need num_linear >= 0 and num_latents >= 1")
-        if tuple(dataset.observation_shape[1:]) != (64, 64):
-            raise ValueError(
-                f"method 'irmae': the reference networks need 64x64 observations, dataset "
-                f"{dataset.name!r} has {dataset.observation_shape}"
-            )
+        check_reference_shape(self.name, dataset)
         device = torch.device(ctx.device)
         streams = random_streams(seed, device)
         channels = dataset.observation_shape[0]

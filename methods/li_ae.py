@@ -54,7 +54,7 @@ from disbench.methods._hessian import distinct_rows, flush_subnormals, neighbour
 from disbench.methods._linear import fit_ica, num_codes
 from disbench.methods.hlle_ica import sample_observations
 from disbench.methods.nn import losses
-from disbench.methods.nn.architectures import init_like_tf
+from disbench.methods.nn.architectures import check_reference_shape, init_like_tf
 from disbench.methods.nn.vae import (
     AutoEncoder,
     LossCurve,
@@ -243,11 +243,7 @@ class LocalIsometryAE(Method):
             )
         if budget.batch_size < 2 or budget.steps < 1:
             raise ValueError(f"method 'li_ae': need steps >= 1 and batch_size >= 2, got {budget}")
-        if tuple(dataset.observation_shape[1:]) != (64, 64):
-            raise ValueError(
-                f"method 'li_ae': the reference networks need 64x64 observations, dataset "
-                f"{dataset.name!r} has {dataset.observation_shape}"
-            )
+        check_reference_shape(self.name, dataset)
         return hp
 
     @staticmethod

@@ -61,7 +61,7 @@ from disbench.api import (
     register,
 )
 from disbench.methods.nn import losses
-from disbench.methods.nn.architectures import SamePadConv, init_like_tf
+from disbench.methods.nn.architectures import SamePadConv, check_reference_shape, init_like_tf
 from disbench.methods.nn.vae import (
     DRAW_STEPS,
     AutoEncoder,
@@ -262,11 +262,7 @@ class ProtoVAE(Method):
             raise ValueError("method 'protovae': need 0 < shift_min <= shift_max")
         if float(hp["lr"]) <= 0 or float(hp["beta"]) < 0 or float(hp["proto_weight"]) < 0:
             raise ValueError("method 'protovae': need lr > 0, beta >= 0, proto_weight >= 0")
-        if tuple(dataset.observation_shape[1:]) != (64, 64):
-            raise ValueError(
-                f"method 'protovae': the reference networks need 64x64 observations, "
-                f"dataset {dataset.name!r} has {dataset.observation_shape}"
-            )
+        check_reference_shape(self.name, dataset)
         if budget.steps < 1:
             raise ValueError(f"method 'protovae': need steps >= 1, got {budget}")
         if budget.batch_size < hp["k_shot"] + hp["k_query"]:

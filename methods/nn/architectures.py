@@ -14,6 +14,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from disbench.api import GroundTruthDataset
+
+
+def check_reference_shape(method: str, dataset: GroundTruthDataset) -> None:
+    """The reference networks read 64x64 images (any channel count); anything else is a
+    one-line error naming the method and the dataset."""
+    if tuple(dataset.observation_shape[1:]) != (64, 64):
+        raise ValueError(
+            f"method {method!r}: the reference networks need 64x64 observations, dataset "
+            f"{dataset.name!r} has {dataset.observation_shape}"
+        )
+
 
 class SamePadConv(nn.Conv2d):
     """Conv2d with TensorFlow's "same" padding for stride 2 (pads right/bottom when odd)."""

@@ -16,6 +16,7 @@ import torch
 
 from disbench.api import FitContext, GroundTruthDataset, Method, Representation, TrainBudget
 from disbench.methods.nn import batched, vae
+from disbench.methods.nn.architectures import check_reference_shape
 from disbench.methods.nn.vae import PRECISIONS, LatentTerms
 
 
@@ -70,12 +71,7 @@ class VAEMethod(Method):
         ``ctx.info``), so ``fit`` and ``fit_many`` train with the same values.
         """
         self.check_hparams(hparams, budget)
-        if tuple(dataset.observation_shape[1:]) != (64, 64):
-            raise ValueError(
-                f"method {self.name!r}: the reference networks need 64x64 "
-                f"observations, dataset {dataset.name!r} has "
-                f"{dataset.observation_shape}"
-            )
+        check_reference_shape(self.name, dataset)
         return dict(hparams)
 
     def fit(
