@@ -26,12 +26,16 @@ its alternatives):
    changes made by one dimension can share one prototype.
 4. **Prototypical network**: a small conv net f (4 convs 4x4 stride 2, 32-32-64-64, then a
    linear map to ``embed_dim``) embeds the pair (decoded base x, decoded intervened x',
-   both sigmoid images) as f(x') - f(x).
+   both sigmoid images) as f(x') - f(x), scaled to unit length. Unscaled, the differences
+   start near 0 (about 1e-4: the untrained decoder barely responds to a shift), where the
+   loss sits at log n_way with a vanishing gradient, and how long it stays there depended
+   on the seed and on the CPU's rounding; on the unit sphere the classes' directions,
+   already apart at initialisation, give a gradient from the first step.
 5. **Episodes**: the pairs of the first ``k_shot`` bases are the support set, those of the
    other ``k_query`` the query set, labelled by the intervened dimension; prototypes are the
    support means, and the loss is Snell et al.'s: the query mean of -log softmax over
-   classes of minus the squared Euclidean distance to each prototype
-   (:func:`prototypical_loss`).
+   classes of minus the squared Euclidean distance to each prototype, divided by
+   ``temperature`` (:func:`prototypical_loss`).
 6. **Optimisation**: loss = reconstruction + beta KL + ``proto_weight`` x prototypical
    loss, one Adam over encoder, decoder and f, jointly at every step. The prototypical loss
    reaches the decoder and f, not the encoder (the base codes are detached): the abstract
@@ -104,15 +108,17 @@ class ProtoNets(NamedTuple):
     opt: torch.optim.Adam
 
 
-def prototypical_loss(support: torch.Tensor, query: torch.Tensor) -> torch.Tensor:
+def prototypical_loss(
+    support: torch.Tensor, query: torch.Tensor, temperature: float = 1.0
+) -> torch.Tensor:
     """Snell et al. 2017: support [m, s, d] and query [m, q, d], row i of class i.
 
     Prototype c_i = mean of class i's support embeddings; the loss is the mean over the
-    queries e of class i of -log softmax_j(-||e - c_j||^2) at j = i.
+    queries e of class i of -log softmax_j(-||e - c_j||^2 / temperature) at j = i.
     """
     prototypes = support.mean(1)  # [m, d]
     distances = (query[:, :, None, :] - prototypes[None, None]).square().sum(-1)  # [m, q, m]
-    log_p = torch.log_softmax(-distances, dim=-1)
+    log_p = torch.log_softmax(-distances / temperature, dim=-1)
     return -torch.diagonal(log_p, dim1=0, dim2=2).mean()
 
 
@@ -145,8 +151,8 @@ def episode_loss(
     embedded = nets.embedder(images)
     before = embedded[: len(base)]
     after = embedded[len(base) :].reshape(len(base), len(dims), -1)
-    pairs = (after - before[:, None]).transpose(0, 1)  # [m, b, d], class = dimension
-    return prototypical_loss(pairs[:, :shots], pairs[:, shots:])
+    pairs = F.normalize((after - before[:, None]).transpose(0, 1), dim=-1)  # [m, b, d]
+    return prototypical_loss(pairs[:, :shots], pairs[:, shots:], float(hp["temperature"]))
 
 
 @register
@@ -157,7 +163,7 @@ class ProtoVAE(Method):
         "whose decoder a prototypical network trains to make each active latent dimension's "
         "interventions recognisable"
     )
-    version: ClassVar[int] = 1
+    version: ClassVar[int] = 2  # 2: unit-length pair embeddings and a temperature
     framework: ClassVar[str] = "torch"
     reference_code: ClassVar[bool] = False
     checkpoints: ClassVar[bool] = True
@@ -171,6 +177,7 @@ class ProtoVAE(Method):
         "shift_max": 1.5,
         "active_kl": 0.1,
         "embed_dim": 64,
+        "temperature": 0.1,
         "lr": 1e-4,
         "adam_beta1": 0.9,
         "adam_beta2": 0.999,
@@ -262,6 +269,8 @@ class ProtoVAE(Method):
             raise ValueError("method 'protovae': need 0 < shift_min <= shift_max")
         if float(hp["lr"]) <= 0 or float(hp["beta"]) < 0 or float(hp["proto_weight"]) < 0:
             raise ValueError("method 'protovae': need lr > 0, beta >= 0, proto_weight >= 0")
+        if float(hp["temperature"]) <= 0:
+            raise ValueError(f"method 'protovae': temperature={hp['temperature']} must be > 0")
         check_reference_shape(self.name, dataset)
         if budget.steps < 1:
             raise ValueError(f"method 'protovae': need steps >= 1, got {budget}")

@@ -7,14 +7,18 @@ every variant, with a different hyperparameter value per model.
 Short training (test_batched_models_equal_models_trained_one_by_one): ``fit_many`` and
 N ``fit`` calls with the same seeds give the same models, as far as floating point lets
 two computations that sum in another order (grouped convolutions, batched matmuls) stay
-together: codes of fresh observations within 3e-4, 99% of the weights within 5% of the
-distance Adam can move a weight in the run (lr per step), loss curves within 1e-2
-(relative; absolute below 1). Not to the last bit: where a gradient is a small
+together: on fresh observations the codes within 5% of the distance the run moved them
+from their initial values, 99% of the weights within 5% of the distance Adam can move a
+weight in the run (lr per step), loss curves within 1e-2 (relative; absolute below 1).
+Both bounds are relative to the run's own scale, not to one CPU's digits: how far rounding
+carries two orders of summation apart depends on the instruction set (beta-TCVAE's codes:
+2e-5 apart on an Intel Xeon, 4.4e-4 on an AMD EPYC, where the run moved them 2.6e-2).
+Not to the last bit: where a gradient is a small
 difference of large terms (near-zero gradients; DIP-VAE's Cov - 1 at Cov ~ 1) rounding
 changes it relatively much, Adam, dividing by the gradient's own scale, turns that into
 a visible step, and FactorVAE's adversarial pair amplifies such differences ~10x per
-step once its discriminator starts to learn. Measured: codes within 2e-5, 99% of weights
-within 0.3% of that distance, curves within 2e-3; the control
+step once its discriminator starts to learn. Measured on the EPYC: codes within 1.7% of
+their movement, 99% of weights within 2.2% of that distance, curves within 1e-6; the control
 (test_the_check_tells_models_apart: same seed, another beta) is off by 1e-2 in codes and
 its 99th-percentile weight difference is 63% of that distance. Torch runs on one thread
 (see test_vae_training.py).
@@ -112,11 +116,30 @@ def batched(
     return list(zip(method.fit_many(ds, jobs, BUDGET), ctxs, strict=True))
 
 
+def initial_codes(name: str, ds: GroundTruthDataset, hp: dict[str, Any], seed: int, x: np.ndarray):
+    """The codes of ``x`` under the weights a run with ``seed`` starts from."""
+    method = METHODS.get(name)()
+    nets = build(
+        method,
+        ds.observation_shape[0],
+        method.resolve_hparams(hp),
+        random_streams(seed, CPU).init,
+        CPU,
+    )
+    with torch.no_grad():
+        return nets.model.encoder(torch.from_numpy(x))[0].numpy()
+
+
 def differences(
-    a: tuple[Representation, FitContext], b: tuple[Representation, FitContext], x: np.ndarray
+    a: tuple[Representation, FitContext],
+    b: tuple[Representation, FitContext],
+    x: np.ndarray,
+    start: np.ndarray,
 ) -> dict[str, float]:
     """Largest loss-curve difference (relative, absolute below 1), largest code difference
-    on ``x``, and the 99th percentile of the weight differences in units of lr x steps."""
+    on ``x`` in units of the largest distance run ``a`` moved a code from ``start`` (its
+    initial codes), and the 99th percentile of the weight differences in units of
+    lr x steps."""
     (rep_a, ctx_a), (rep_b, ctx_b) = a, b
     assert isinstance(rep_a, VAERepresentation) and isinstance(rep_b, VAERepresentation)
     curve = max(
@@ -127,7 +150,9 @@ def differences(
     wa, wb = rep_a.model.state_dict(), rep_b.model.state_dict()
     diff = torch.cat([(wa[k] - wb[k]).abs().flatten() for k in wa])
     reach = rep_a.config["hparams"]["lr"] * rep_a.config["steps"]
-    codes = float(np.abs(rep_a.encode(x) - rep_b.encode(x)).max())
+    codes_a = rep_a.encode(x)
+    moved = float(np.abs(codes_a - start).max())
+    codes = float(np.abs(codes_a - rep_b.encode(x)).max()) / moved
     return {"curve": curve, "codes": codes, "weights": diff.quantile(0.99).item() / reach}
 
 
@@ -137,7 +162,7 @@ def identical(a: torch.nn.Module, b: torch.nn.Module) -> bool:
 
 
 def assert_equal_models(d: dict[str, float]) -> None:
-    assert d["curve"] < 1e-2 and d["codes"] < 3e-4 and d["weights"] < 0.05, d
+    assert d["curve"] < 1e-2 and d["codes"] < 0.05 and d["weights"] < 0.05, d
 
 
 STEP_CASES = {
@@ -224,8 +249,8 @@ def test_batched_models_equal_models_trained_one_by_one(name: str) -> None:
     _, x = ds.sample(200, np.random.default_rng(9))
     singles = one_by_one(name, ds, hps, seeds)
     group = batched(name, ds, hps, seeds)
-    for single, packed in zip(singles, group, strict=True):
-        assert_equal_models(differences(single, packed, x))
+    for single, packed, hp, seed in zip(singles, group, hps, seeds, strict=True):
+        assert_equal_models(differences(single, packed, x, initial_codes(name, ds, hp, seed, x)))
         assert packed[1].info["batched_group_size"] == len(hps)
         assert packed[0].config == single[0].config  # type: ignore[attr-defined]
         assert set(packed[1].info["final_losses"]) == set(single[1].info["final_losses"])
@@ -239,9 +264,11 @@ def test_the_check_tells_models_apart() -> None:
     _, x = ds.sample(200, np.random.default_rng(9))
     group = batched("beta_vae", ds, hps, [3, 4])
     swapped = one_by_one("beta_vae", ds, [hps[1]], [3])[0]
-    d = differences(swapped, group[0], x)
-    assert d["curve"] > 1e-3 and d["codes"] > 1e-3 and d["weights"] > 0.3, d
-    assert_equal_models(differences(one_by_one("beta_vae", ds, [hps[0]], [3])[0], group[0], x))
+    start = initial_codes("beta_vae", ds, hps[1], 3, x)  # seed 3's initial weights
+    d = differences(swapped, group[0], x, start)
+    assert d["curve"] > 1e-3 and d["codes"] > 0.2 and d["weights"] > 0.3, d
+    same = one_by_one("beta_vae", ds, [hps[0]], [3])[0]
+    assert_equal_models(differences(same, group[0], x, start))
 
 
 @pytest.mark.parametrize("channels_last", [False, True])

@@ -52,6 +52,9 @@ def test_the_prototypical_loss_matches_a_hand_computation() -> None:
         [d[c] + math.log(sum(math.exp(-v) for v in d)) for d, c in rows]  # -log softmax(-d)_c
     )
     assert prototypical_loss(support, query).item() == pytest.approx(expected, rel=1e-5)
+    # The temperature divides every distance.
+    hot = np.mean([d[c] / 2 + math.log(sum(math.exp(-v / 2) for v in d)) for d, c in rows])
+    assert prototypical_loss(support, query, 2.0).item() == pytest.approx(hot, rel=1e-5)
     # Labels that disagree with the geometry cost more.
     assert prototypical_loss(support, query.flip(0)).item() > expected + 5
 
@@ -122,24 +125,33 @@ def _as_the_harness_runs() -> Iterator[None]:
     torch.set_num_threads(threads)
 
 
-@pytest.fixture(scope="module")
-def fitted() -> tuple:
-    """One run with every dimension active from every step (``active_kl = 0``), so the
-    prototypical loss starts at chance, log 10, over a fixed set of ten classes."""
+def _fit(seed: int) -> tuple:
+    """A run with every dimension active from every step (``active_kl = 0``), so each
+    episode has the same ten classes."""
     dataset, ctx = Blobs(positions=8, sizes=2), FitContext()
     hp = ProtoVAE.resolve_hparams({"lr": 1e-3, "active_kl": 0.0})
-    rep = ProtoVAE().fit(dataset, hp, 0, TrainBudget(STEPS, BATCH), ctx)
+    rep = ProtoVAE().fit(dataset, hp, seed, TrainBudget(STEPS, BATCH), ctx)
     return dataset, hp, rep, ctx
 
 
-def test_a_short_run_lowers_the_elbo_and_the_prototypical_loss(fitted) -> None:
-    _, _, _, ctx = fitted
+@pytest.fixture(scope="module")
+def fitted() -> tuple:
+    return _fit(0)
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_a_short_run_lowers_the_elbo_and_the_prototypical_loss(fitted, seed: int) -> None:
+    """The prototypical loss rises while the decoder first reshapes, then the ten
+    dimensions' changes are told apart: measured on an AMD EPYC, with and without the
+    AVX2 cap, seeds 0-3, a peak of 0.1-0.4 within 40 steps and under 0.005 from step 80 on
+    (chance is log 10 = 2.3)."""
+    _, _, _, ctx = fitted if seed == 0 else _fit(seed)
     curve = ctx.info["loss_curve"]
     assert {"loss", "reconstruction", "kl", "elbo", "proto", "active_dims"} <= set(curve[0])
     assert all(p["active_dims"] == 10 for p in curve)
-    assert curve[0]["proto"] == pytest.approx(math.log(10), abs=0.1)
     assert curve[-1]["elbo"] < 0.5 * curve[0]["elbo"]
-    assert curve[-1]["proto"] < 0.8 * curve[0]["proto"]  # 1.24 here
+    peak = max(p["proto"] for p in curve)
+    assert curve[-1]["proto"] < 0.2 * peak and curve[-1]["proto"] < 0.02 * math.log(10)
     assert ctx.info["active_dims_last_step"] == list(range(10))
 
 
