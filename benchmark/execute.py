@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from threadpoolctl import threadpool_limits
 
+from disbench import numerics
 from disbench.api import Checkpoint, ContentStyle, FitContext, Representation
 from disbench.claims import Claims
 from disbench.contracts import (
@@ -44,9 +45,12 @@ ProgressFn = Callable[[str, int, int], None]
 _PROGRESS: ProgressFn | None = None
 
 
-def init_worker(plugins: tuple[str, ...], threads: int, sink: Any) -> None:
-    """Per-process set-up: plugins, thread counts, where progress messages go (a callable
-    in-process, a queue from a worker process).
+def init_worker(
+    plugins: tuple[str, ...], threads: int, sink: Any, numerics_mode: str = "native"
+) -> None:
+    """Per-process set-up: plugins, thread counts, the numerics mode (checked: a portable
+    worker must have been started with its variables), where progress messages go (a
+    callable in-process, a queue from a worker process).
 
     ``threads`` bounds torch's pool and the BLAS pools of numpy and scipy alike: with
     BLAS at its default (one thread per core) two workers of scikit-learn fits ran four
@@ -60,13 +64,14 @@ def init_worker(plugins: tuple[str, ...], threads: int, sink: Any) -> None:
 
     threadpool_limits(threads)
     torch.set_num_threads(threads)
+    numerics.apply(numerics_mode)
     send = sink if callable(sink) else (lambda label, step, total: sink.put((label, step, total)))
     _PROGRESS = _throttled(send)
 
 
 def execute_in_worker(spec_dicts: list[dict[str, Any]], job: Job, sink: ProgressFn) -> list[str]:
     """:func:`execute_group` in a worker set up by this call (a Ray task has no initializer)."""
-    init_worker(job.plugins, job.threads, sink)
+    init_worker(job.plugins, job.threads, sink, job.numerics)
     return execute_group(spec_dicts, job)
 
 
@@ -113,6 +118,8 @@ def execute_group(spec_dicts: list[dict[str, Any]], job: Job) -> list[str]:
 def _execute(store: ResultsStore, specs: list[RunSpec], job: Job) -> list[str]:
     """Train, score and record claimed runs."""
     started = time.perf_counter()
+    # Deterministic kernels on the CPU, set before the records take their fingerprints.
+    torch.use_deterministic_algorithms(job.device == "cpu", warn_only=True)
     records = [new_record(s, job) for s in specs]
     contexts = [
         FitContext(
@@ -147,7 +154,6 @@ def _execute(store: ResultsStore, specs: list[RunSpec], job: Job) -> list[str]:
                 )
         if todo:
             torch.manual_seed(specs[todo[0]].seed)
-            torch.use_deterministic_algorithms(job.device == "cpu", warn_only=True)
             fit_start = time.perf_counter()
             fitted = _fit_many_splitting(method, dataset, specs, contexts, todo)
             fit_s = time.perf_counter() - fit_start

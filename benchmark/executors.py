@@ -7,7 +7,9 @@ on."""
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import multiprocessing as mp
+import os
 import queue as queue_mod
 import signal
 from collections.abc import Iterator, Sequence
@@ -15,6 +17,7 @@ from typing import Any, Protocol
 
 from pebble import ProcessExpired, ProcessPool
 
+from disbench import numerics
 from disbench.execute import execute_group, init_worker, record_lost
 from disbench.progress import ProgressDisplay
 from disbench.records import Job, WorkerLost
@@ -33,10 +36,10 @@ class Executor(Protocol):
 
 
 class InProcess:
-    """One group after the other in this process (``workers = 1``)."""
+    """One group after the other in this process (``workers = 1``, native numerics)."""
 
     def run(self, groups: Groups, job: Job, display: ProgressDisplay) -> Iterator[Finished]:
-        init_worker(job.plugins, job.threads, display.step)
+        init_worker(job.plugins, job.threads, display.step, job.numerics)
         for group in groups:
             display.start(list(group))
             yield group, execute_group([r.to_dict() for r in group], job)
@@ -48,6 +51,9 @@ class LocalPool:
     Pebble's pool, not the standard library's: when a worker dies (SIGKILL, the
     out-of-memory killer, a crash in an extension) only the group it was running fails;
     the standard pool breaks and abandons every group in flight and queued.
+
+    The workers start with the environment of ``job.numerics`` (:func:`numerics.worker_env`:
+    its variables are read when the libraries load, so only a fresh process can take them).
     """
 
     def __init__(self, workers: int) -> None:
@@ -56,12 +62,15 @@ class LocalPool:
     def run(self, groups: Groups, job: Job, display: ProgressDisplay) -> Iterator[Finished]:
         ctx = mp.get_context("spawn")
         progress = ctx.Queue()
-        with ProcessPool(
-            self.workers,
-            initializer=init_worker,
-            initargs=(job.plugins, job.threads, progress),
-            context=ctx,
-        ) as pool:
+        with (
+            worker_environment(job.numerics),
+            ProcessPool(
+                self.workers,
+                initializer=init_worker,
+                initargs=(job.plugins, job.threads, progress, job.numerics),
+                context=ctx,
+            ) as pool,
+        ):
             futures = {
                 pool.schedule(execute_group, args=([r.to_dict() for r in g], job)): g
                 for g in groups
@@ -79,6 +88,20 @@ class LocalPool:
                     except Exception as exc:  # noqa: BLE001 - e.g. a spec that cannot be sent
                         statuses = record_lost(list(futures[fut]), job, exc)
                     yield futures[fut], statuses
+
+
+@contextlib.contextmanager
+def worker_environment(mode: str) -> Iterator[None]:
+    """This process's environment set for ``mode`` while its worker processes start and
+    run (spawned children copy it), restored afterwards."""
+    saved = dict(os.environ)
+    os.environ.clear()
+    os.environ.update(numerics.worker_env(mode, saved))
+    try:
+        yield
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
 
 
 def exit_cause(exitcode: int | None) -> str:

@@ -18,6 +18,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+from disbench import numerics
 from disbench.execute import execute_in_worker, record_lost
 from disbench.executors import Finished, Groups
 from disbench.progress import ProgressDisplay
@@ -67,8 +68,12 @@ class RayExecutor:
         ray = _ray()
         progress = Queue()
         sink = functools.partial(_put, progress)
+        env = {k: v for k, v in numerics.PORTABLE_ENV.items() if job.numerics == "portable"}
         task = ray.remote(execute_in_worker).options(
-            num_cpus=job.threads, num_gpus=1 if job.device == "cuda" else 0, max_retries=0
+            num_cpus=job.threads,
+            num_gpus=1 if job.device == "cuda" else 0,
+            max_retries=0,
+            runtime_env={"env_vars": env} if env else None,
         )
         running = {task.remote([r.to_dict() for r in g], job, sink): g for g in groups}
         try:

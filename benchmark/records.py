@@ -3,7 +3,9 @@
 ``status`` is ``ok`` or ``failed`` (with ``error`` and a short ``traceback``); ``spec`` is
 the run spec (what the id hashes); ``execution`` holds the settings that can change a
 result without changing the spec (device, threads, batched group size, precision);
-``environment`` the machine, package versions and disbench's own commit.
+``environment`` the machine, package versions and disbench's own commit; ``numerics`` the
+fingerprint of the floating-point path (:func:`disbench.numerics.fingerprint`): two records
+promise bit-identical scores only when theirs match.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from disbench.environment import environment
+from disbench.numerics import fingerprint
 from disbench.registry import METHODS, METRICS
 from disbench.store import RECORD_FORMAT
 from disbench.study import RunSpec
@@ -30,6 +33,8 @@ class Job:
     plugins: tuple[str, ...] = ()
     rank: tuple[str, ...] = ()  # the study's ranked metrics, kept in each record
     checkpoint_s: float = 600.0  # how often a training run saves its state
+    numerics: str = "native"  # or "portable" (disbench.numerics)
+    note: str = ""  # the study's [report] note, kept in each record
 
 
 class WorkerLost(RuntimeError):
@@ -44,7 +49,7 @@ def new_record(spec: RunSpec, job: Job) -> dict[str, Any]:
         "id": spec.id,
         "train_id": spec.train_id,
         "profile": job.profile,
-        "study": {"rank": list(job.rank)},
+        "study": {"rank": list(job.rank), "note": job.note},
         "spec": spec.to_dict(),
         "method": {
             "name": spec.method,
@@ -66,8 +71,10 @@ def new_record(spec: RunSpec, job: Job) -> dict[str, Any]:
             "threads": job.threads,
             "group_size": 1,
             "precision": spec.hparams.get("precision", "fp32"),
+            "numerics": job.numerics,
         },
         "environment": environment(job.device),
+        "numerics": fingerprint(job.device, job.numerics),
         "created": datetime.now(UTC).isoformat(timespec="seconds"),
     }
 

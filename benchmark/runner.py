@@ -104,7 +104,9 @@ def run_study(
     device = device or study.execution.get("device")
     workers = int(workers or study.execution.get("workers", 1))
     if ray_address is None and study.execution.get("executor") != "ray":
-        executor = InProcess() if workers <= 1 else LocalPool(workers)
+        # Portable numerics need fresh processes started with their variables.
+        portable = study.execution.get("numerics", "native") == "portable"
+        executor = InProcess() if workers <= 1 and not portable else LocalPool(workers)
         return _run(
             study,
             out,
@@ -162,7 +164,17 @@ def _run(
     )
     counts = {"ok": 0, "failed": 0, "skipped": len(study.runs) - len(pending)}
     minutes = float(study.execution.get("checkpoint_minutes", 10))
-    job = Job(str(out), device, study.name, threads, plugins, tuple(study.rank), 60 * minutes)
+    job = Job(
+        str(out),
+        device,
+        study.name,
+        threads,
+        plugins,
+        tuple(study.rank),
+        60 * minutes,
+        study.execution.get("numerics", "native"),
+        study.note,
+    )
     # A group another runner holds comes back as "claimed": it is looked at again once its
     # claims are gone (its records then exist) or stale (taken over).
     while groups:

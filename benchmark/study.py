@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from disbench.api import TrainBudget
+from disbench.numerics import MODES
 from disbench.overrides import parse_override
 from disbench.registry import DATASETS, METHODS, METRICS, RegistryError
 
@@ -55,6 +56,7 @@ _EXEC_KEYS = {
     "executor",
     "ray_address",
     "checkpoint_minutes",
+    "numerics",
 }
 
 
@@ -157,6 +159,7 @@ class Study:
     execution: dict[str, Any]
     raw: dict[str, Any]
     rank: list[str] = field(default_factory=lambda: list(DEFAULT_RANK))
+    note: str = ""  # ``[report] note``: what the leaderboard header says of the study
 
 
 def _digest(obj: Any) -> str:
@@ -311,6 +314,11 @@ def expand(raw: dict[str, Any], name: str, where: str) -> Study:
         where,
         f'[execution] executor must be "local" or "ray", got {execution.get("executor")!r}',
     )
+    _require(
+        execution.get("numerics", "native") in MODES,
+        where,
+        f"[execution] numerics must be one of {list(MODES)}, got {execution.get('numerics')!r}",
+    )
     entries = method_entries(raw, where)
     per_method = sorted(
         {
@@ -363,7 +371,8 @@ def expand(raw: dict[str, Any], name: str, where: str) -> Study:
     ids = [r.id for r in runs]
     _require(len(set(ids)) == len(ids), where, "two runs expand to the same spec")
     rank = _rank(raw.get("report", {}), metrics, where)
-    return Study(name, raw.get("description", ""), runs, execution, raw, rank)
+    note = raw.get("report", {}).get("note", "")
+    return Study(name, raw.get("description", ""), runs, execution, raw, rank, note)
 
 
 def method_entries(raw: dict[str, Any], where: str) -> list[tuple[str, str, dict[str, Any]]]:
@@ -393,7 +402,12 @@ def method_entries(raw: dict[str, Any], where: str) -> list[tuple[str, str, dict
 
 def _rank(report: Any, metrics: dict[str, Any], where: str) -> list[str]:
     """``[report] rank``: the metrics the leaderboard's mean rank runs over."""
-    _require(isinstance(report, dict) and set(report) <= {"rank"}, where, "[report] takes rank")
+    _require(
+        isinstance(report, dict) and set(report) <= {"rank", "note"},
+        where,
+        "[report] takes rank and note",
+    )
+    _require(isinstance(report.get("note", ""), str), where, "report.note must be a string")
     rank = report.get("rank", list(DEFAULT_RANK))
     _require(
         isinstance(rank, list) and rank and all(isinstance(m, str) for m in rank),
@@ -419,4 +433,6 @@ def only_methods(study: Study, names: list[str]) -> Study:
             f"{', '.join(present)}"
         )
     runs = [r for r in study.runs if r.method in names]
-    return Study(study.name, study.description, runs, study.execution, study.raw, study.rank)
+    return Study(
+        study.name, study.description, runs, study.execution, study.raw, study.rank, study.note
+    )
