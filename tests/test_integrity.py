@@ -91,17 +91,19 @@ def test_a_directory_that_cannot_take_records_is_a_one_line_error(tmp_path, monk
 def test_verify_reproduces_fresh_records_and_catches_an_edited_score(finished, capsys) -> None:
     out, _ = finished
     assert main(["verify", "--sample", "2", "--out", str(out)]) == 0
-    assert "verified 2 item(s): 0 problem(s)" in capsys.readouterr().out
-    passed, problems = verify(out, sample=3)
-    assert problems == [] and len(passed) == 3
-    assert all(line.endswith("every score bit-identical") for line in passed)
+    assert "verified 2 run(s): 0 problem(s)" in capsys.readouterr().out
+    report = verify(out, sample=3)
+    passed, problems = report.passed, report.problems
+    assert problems == [] and len(passed) == 3 and report.tested == 0
+    assert all(line.endswith("same numerics, every score bit-identical") for line in passed)
 
     # a forged record: the score changed and its checksum recomputed to match
     path = sorted((out / "runs").glob("*.json"))[0]
     record = json.loads(path.read_text())
     record["scores"]["mig"]["discrete_mig"] += 0.1
     ResultsStore(out).write(record)
-    passed, problems = verify(out, sample=3)
+    report = verify(out, sample=3)
+    passed, problems = report.passed, report.problems
     assert len(passed) == 2 and len(problems) == 1
     assert f"run {record['id']} (pca on blobs(positions=8,sizes=2), seed " in problems[0]
     assert "mig.discrete_mig: recorded" in problems[0]
@@ -111,6 +113,42 @@ def test_verify_reproduces_fresh_records_and_catches_an_edited_score(finished, c
     path.write_text(json.dumps(edited))
     assert main(["verify", "--sample", "2", "--out", str(out)]) == 1
     assert f"{path}: its checksum does not match its content" in capsys.readouterr().err
+
+
+def _forge(out: Path, **changes: object) -> None:
+    """Rewrite every record as if made elsewhere: the fingerprint's CPU model replaced, and
+    ``changes`` (metric.key -> offset) added to its scores; checksums recomputed."""
+    store = ResultsStore(out)
+    for record in store.records():
+        record["numerics"]["cpu_model"] = "Another CPU"
+        for name, offset in changes.items():
+            metric, key = name.split(".")
+            record["scores"][metric][key] += offset
+        store.write(record)
+
+
+def test_verify_on_other_numerics_checks_the_cell(finished, capsys) -> None:
+    """A record of another CPU is not expected to reproduce its bits: verify says so, reruns
+    the cell's three seeds and tests them against the recorded ones."""
+    out, _ = finished
+    _forge(out)
+    assert main(["verify", "--sample", "1", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    assert "different numerics: recorded on Another CPU" in text
+    assert "ok: cell pca on blobs(positions=8,sizes=2), 3 seeds rerun: no score flagged" in text
+    assert "cell check: 0 of 1 score(s) flagged at p <= 0.1, 0.1 expected by chance" in text
+
+
+def test_verify_flags_a_cell_whose_seeds_all_moved(finished, capsys) -> None:
+    """Every recorded seed 0.5 above its rerun: a complete separation, p = 2/20 = 0.1, is
+    flagged; one flagged score of one is what chance gives one time in ten, so the cells
+    still agree (one 3-seed cell cannot show more)."""
+    out, _ = finished
+    _forge(out, **{"mig.discrete_mig": 0.5})
+    report = verify(out, sample=1)
+    assert (report.tested, report.flagged) == (1, 1) and report.cells_agree
+    assert any("mig.discrete_mig (p = 0.10: recorded" in line for line in report.notes)
+    assert report.count_p == pytest.approx(0.1)
 
 
 def test_a_group_out_of_gpu_memory_is_split_down_to_single_models(tmp_path) -> None:

@@ -493,7 +493,15 @@ def study_header(section: Section) -> list[str]:
     )
     for metric, notes in section.approximate.items():
         lines.append(f"Approximate (~) {metric}: {'; '.join(notes)}.")
+    notes = sorted({r.get("study", {}).get("note") or "" for r in records} - {""})
+    lines += [f"Note: {note}" for note in notes]
     lines.append(f"Hardware: {'; '.join(devices)}.")
+    modes = sorted({r.get("execution", {}).get("numerics", "native") for r in records})
+    lines.append(
+        f"Numerics: {', '.join(modes)} (docs/design.md, 'Determinism, stated exactly'): "
+        "`disbench verify` expects the same bits only where a run's numerics fingerprint "
+        "matches, and tests each cell's seeds as a distribution elsewhere."
+    )
     lines.append(
         "Packages: "
         + ", ".join(f"{name} {'/'.join(sorted(v))}" for name, v in sorted(packages.items()))
