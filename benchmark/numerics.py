@@ -51,8 +51,27 @@ _STEERING = (
 )
 
 
-class NumericsError(RuntimeError):
-    """Portable numerics asked for in a process whose libraries loaded without it."""
+class NumericsError(ValueError):
+    """Portable numerics asked for where they cannot be had (a one-line error)."""
+
+
+def check_supported(mode: str) -> None:
+    """Before any training: portable numerics need an x86-64 CPU with AVX2 and FMA."""
+    if mode != "portable":
+        return
+    flags = set()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                break
+    except OSError:
+        pass
+    if platform.machine() not in ("x86_64", "AMD64") or not {"avx2", "fma"} <= flags:
+        raise NumericsError(
+            f"[execution] numerics = 'portable' needs an x86-64 CPU with AVX2 and FMA; this "
+            f"machine ({platform.machine()}) has none: add --set execution.numerics=native"
+        )
 
 
 def worker_env(mode: str, base: dict[str, str] | None = None) -> dict[str, str]:

@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from disbench import ray_executor
+from disbench import numerics, ray_executor
 from disbench.executors import Executor, InProcess, LocalPool
 from disbench.progress import ProgressDisplay
 from disbench.records import Job
@@ -103,6 +103,7 @@ def run_study(
     """
     device = device or study.execution.get("device")
     workers = int(workers or study.execution.get("workers", 1))
+    numerics.check_supported(study.execution.get("numerics", "native"))
     if ray_address is None and study.execution.get("executor") != "ray":
         # Portable numerics need fresh processes started with their variables.
         portable = study.execution.get("numerics", "native") == "portable"

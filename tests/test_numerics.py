@@ -42,6 +42,15 @@ def test_portable_numerics_refuse_a_process_started_without_them(monkeypatch) ->
     assert numerics.worker_env("native", {"PATH": "/bin"}) == {"PATH": "/bin"}
 
 
+def test_a_machine_without_avx2_is_told_before_any_training(monkeypatch, tmp_path) -> None:
+    monkeypatch.setattr(numerics.platform, "machine", lambda: "arm64")
+    study = load_profile("smoke", ['execution.numerics="portable"'])
+    with pytest.raises(numerics.NumericsError, match=r"needs an x86-64 CPU with AVX2 .*native"):
+        run_study(study, tmp_path / "results", show_progress=False)
+    assert not (tmp_path / "results" / "runs").exists()
+    numerics.check_supported("native")  # the native path runs anywhere
+
+
 def test_a_bad_numerics_setting_is_a_one_line_profile_error() -> None:
     with pytest.raises(ProfileError, match=r"numerics must be one of .*got 'fast'"):
         load_profile("smoke", ["execution.numerics=fast"])

@@ -63,6 +63,7 @@ def record(
             "packages": {"torch": "2.13.0"},
             "source": {"commit": "abc123", "dirty": True, "version": "0.1.0"},
         },
+        "study": {"rank": ["mig", "sap_score"], "note": "3 seeds: coarse" if seed == 1 else ""},
         "created": f"2026-11-26T00:00:{seed:02d}+00:00",
     }
 
@@ -115,6 +116,8 @@ def test_report_from_handmade_records(tmp_path) -> None:
     assert "### blobs (procedural)" in text
     assert "| b9 | handmade | b | blobs | 9 | ValueError: broken |" in text
     assert "Hardware: test cpu" in text
+    assert "- Note: 3 seeds: coarse" in text  # the study's note, from whichever records hold it
+    assert "- Numerics: native (docs/design.md" in text  # records without a mode are native
     assert "Code: `abc123` + local changes" in text
     assert "300 steps x batch 16 = 0.025% of the published 300,000 x 64: a, b, c" in text
     assert "mig: num_train=1000 (default 10000)" in text

@@ -54,14 +54,16 @@ def test_failing_runs_are_recorded_and_the_others_ranked(tmp_path) -> None:
     ok = records[("pca", 0)]
     assert ok["status"] == "ok" and 0 <= ok["scores"]["mig"]["discrete_mig"] <= 1
     assert ok["environment"]["packages"]["numpy"]
-    assert ok["study"] == {"rank": ["mig"]}  # what the leaderboard ranks this study by
+    assert ok["study"] == {"rank": ["mig"], "note": ""}  # what the leaderboard ranks it by
     threads = os.cpu_count() or 1  # one worker: every core
     assert ok["execution"] == {
         "device": "cpu",
         "threads": threads,
         "group_size": 1,
         "precision": "fp32",
+        "numerics": "native",
     }
+    assert ok["numerics"]["numerics"] == "native" and ok["numerics"]["torch_threads"] == threads
     assert ok["timings"]["fit_s"] > 0
 
     board = tmp_path / "leaderboard.md"

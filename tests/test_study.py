@@ -170,6 +170,14 @@ def test_report_rank_defaults_to_the_field_four_and_must_name_computed_metrics(t
         load_profile(write(tmp_path, MINIMAL + '[report]\nrank = ["dci"]\n'))
 
 
+def test_report_note_is_the_studys_header_text(tmp_path) -> None:
+    assert load_profile(write(tmp_path, MINIMAL)).note == ""
+    noted = load_profile(write(tmp_path, MINIMAL + '[report]\nnote = "3 seeds: coarse"\n'))
+    assert noted.note == "3 seeds: coarse"
+    with pytest.raises(ProfileError, match=r"report.note must be a string"):
+        load_profile(write(tmp_path, MINIMAL + "[report]\nnote = 3\n"))
+
+
 def test_an_array_of_tables_configures_one_method_several_ways(tmp_path) -> None:
     text = """
 seeds = [0]
