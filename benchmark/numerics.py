@@ -180,14 +180,24 @@ def fingerprint(device: str, mode: str = "native") -> dict[str, Any]:
 def same_numerics(a: dict[str, Any] | None, b: dict[str, Any] | None) -> bool:
     """True when two fingerprints promise bit-identical results: equal, or both portable
     CPU runs on the same pinned path (torch, capability, BLAS kernels, threads, variables;
-    the CPU itself may differ). A record without a fingerprint matches nothing."""
+    the CPU itself may differ). A record without a fingerprint matches nothing. The OpenMP
+    runtime is left out: threadpoolctl lists it once scikit-learn has loaded, which depends
+    on what the worker ran before, and its thread count is the torch and BLAS limit."""
     if not a or not b:
         return False
     if a.get("numerics") == b.get("numerics") == "portable" and "gpu" not in a | b:
         keys = ("numerics", "torch", "mkl", "aten_capability", "mkldnn", "torch_threads", "env")
-        return all(a.get(k) == b.get(k) for k in keys) and _kernels(a) == _kernels(b)
-    return a == b
+        strip = ("version",)
+        same = all(a.get(k) == b.get(k) for k in keys)
+        return same and _kernels(a, strip) == _kernels(b, strip)
+    rest = lambda fp: {k: v for k, v in fp.items() if k != "blas"}  # noqa: E731
+    return rest(a) == rest(b) and _kernels(a) == _kernels(b)
 
 
-def _kernels(fp: dict[str, Any]) -> list[dict[str, Any]]:
-    return [{k: v for k, v in d.items() if k != "version"} for d in fp.get("blas", [])]
+def _kernels(fp: dict[str, Any], strip: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """The fingerprint's BLAS libraries (not the OpenMP runtime), without ``strip``."""
+    return [
+        {k: v for k, v in d.items() if k not in strip}
+        for d in fp.get("blas", [])
+        if d.get("internal_api") != "openmp"
+    ]

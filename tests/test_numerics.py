@@ -25,6 +25,11 @@ def test_the_fingerprint_names_the_path_and_same_numerics_compares_it() -> None:
     assert not numerics.same_numerics(fp, other)  # native: another CPU is another path
     assert not numerics.same_numerics(fp, {**fp, "aten_capability": "DEFAULT"})
     assert not numerics.same_numerics(fp, None) and not numerics.same_numerics(None, None)
+    # The OpenMP runtime shows up once scikit-learn has loaded: not a difference of path.
+    openmp = {"internal_api": "openmp", "version": None, "architecture": None}
+    assert numerics.same_numerics(fp, {**fp, "blas": [*fp["blas"], {**openmp, "num_threads": 1}]})
+    kernel = {**fp, "blas": [{**d, "architecture": "Zen"} for d in fp["blas"]]}
+    assert not numerics.same_numerics(fp, kernel) or not fp["blas"]
     pinned = {**fp, "numerics": "portable", "env": dict(numerics.PORTABLE_ENV)}
     elsewhere = {**pinned, "cpu_vendor": "GenuineIntel", "cpu_model": "Another CPU"}
     assert numerics.same_numerics(pinned, elsewhere)  # portable: the pinned path decides
