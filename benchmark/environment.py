@@ -10,6 +10,8 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
+from disbench.numerics import cpu_info
+
 _PACKAGES = ("disbench", "numpy", "scipy", "scikit-learn", "pandas", "matplotlib", "torch", "h5py")
 
 
@@ -21,13 +23,7 @@ def _version(pkg: str) -> str | None:
 
 
 def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+    return cpu_info().get("model name") or platform.processor() or platform.machine()
 
 
 def _git(root: Path, *args: str) -> str:

@@ -24,9 +24,8 @@ import os
 import platform
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-Numerics = Literal["native", "portable"]
 MODES: tuple[str, ...] = ("native", "portable")
 
 # Read by each library when it loads (ATen at its first kernel dispatch, MKL and OpenBLAS
@@ -59,14 +58,7 @@ def check_supported(mode: str) -> None:
     """Before any training: portable numerics need an x86-64 CPU with AVX2 and FMA."""
     if mode != "portable":
         return
-    flags = set()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                break
-    except OSError:
-        pass
+    flags = set(cpu_info().get("flags", "").split())
     if platform.machine() not in ("x86_64", "AMD64") or not {"avx2", "fma"} <= flags:
         raise NumericsError(
             f"[execution] numerics = 'portable' needs an x86-64 CPU with AVX2 and FMA; this "
@@ -102,14 +94,17 @@ def apply(mode: str) -> None:
     torch.backends.mkldnn.enabled = False
 
 
-def _cpu_info() -> dict[str, str]:
+@functools.cache
+def cpu_info() -> dict[str, str]:
+    """The first processor's ``vendor_id``, ``model name``, ``cpu family``, ``model`` and
+    ``flags`` from /proc/cpuinfo (empty where there is none)."""
     out: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
             key, _, value = line.partition(":")
             key = key.strip()
-            if key in ("vendor_id", "model name", "cpu family", "model") and key not in out:
-                out[key] = value.strip()
+            if key in ("vendor_id", "model name", "cpu family", "model", "flags"):
+                out.setdefault(key, value.strip())
             if key == "flags":
                 break
     except OSError:
@@ -133,7 +128,7 @@ def _static() -> dict[str, Any]:
     import numpy as np
     import torch
 
-    cpu = _cpu_info()
+    cpu = cpu_info()
     config = torch.__config__.show()
     mkl = re.search(r"Math Kernel Library Version (\S+)", config)
     onednn = re.search(r"MKL-DNN (v\S+)", config)

@@ -103,11 +103,11 @@ def run_study(
     """
     device = device or study.execution.get("device")
     workers = int(workers or study.execution.get("workers", 1))
-    numerics.check_supported(study.execution.get("numerics", "native"))
+    mode = study.execution.get("numerics", "native")
+    numerics.check_supported(mode)
     if ray_address is None and study.execution.get("executor") != "ray":
         # Portable numerics need fresh processes started with their variables.
-        portable = study.execution.get("numerics", "native") == "portable"
-        executor = InProcess() if workers <= 1 and not portable else LocalPool(workers)
+        executor = InProcess() if workers <= 1 and mode == "native" else LocalPool(workers)
         return _run(
             study,
             out,

@@ -148,6 +148,20 @@ def _label(record: dict[str, Any]) -> str:
     )
 
 
+def score_tests(
+    cell: list[dict[str, Any]], reruns: list[dict[str, Any]]
+) -> list[tuple[str, float, list[float], list[float]]]:
+    """(``metric.key``, permutation p, recorded values, rerun values) for every metric's
+    primary score that each record of the cell and of its rerun holds."""
+    out = []
+    for metric, key in sorted(cell[0].get("primary", {}).items()):
+        before = [r["scores"].get(metric, {}).get(key) for r in cell]
+        after = [r["scores"].get(metric, {}).get(key) for r in reruns]
+        if all(v is not None for v in before + after):
+            out.append((f"{metric}.{key}", permutation_p(before, after), before, after))
+    return out
+
+
 def _check_cell(cell: list[dict[str, Any]], reruns: list[dict[str, Any]], report: Report) -> None:
     """The permutation test of every primary score of one cell, into ``report``."""
     first = cell[0]
@@ -162,17 +176,12 @@ def _check_cell(cell: list[dict[str, Any]], reruns: list[dict[str, Any]], report
         report.notes.append(f"cell {name}: one seed, too few for a test")
         return
     flagged = []
-    for metric, key in sorted(first.get("primary", {}).items()):
-        before = [r["scores"].get(metric, {}).get(key) for r in cell]
-        after = [r["scores"].get(metric, {}).get(key) for r in reruns]
-        if any(v is None for v in before + after):
-            continue
-        p = permutation_p(before, after)
+    for score, p, before, after in score_tests(cell, reruns):
         report.tested += 1
         if p <= LEVEL:
             report.flagged += 1
             flagged.append(
-                f"{metric}.{key} (p = {p:.2f}: recorded {np.round(before, 3).tolist()}, "
+                f"{score} (p = {p:.2f}: recorded {np.round(before, 3).tolist()}, "
                 f"rerun {np.round(after, 3).tolist()})"
             )
     seeds = len(cell)
