@@ -5,7 +5,7 @@ over every cell at once, and the seed count the board needs for a stable order.
 
 1. **Cell check.** For every cell (the runs of the profile that differ in their seed alone)
    found in both folders, and every metric's primary score, the exact permutation test of
-   ``disbench.verify``: the number flagged at p <= LEVEL against the number expected if the
+   ``disbench.run.verify``: the number flagged at p <= LEVEL against the number expected if the
    other machine only gave fresh seeds.
 2. **Board stability.** Per dataset, each machine's board: every method row ranked per
    ranked metric by its median over seeds, ranks averaged over those metrics (as the
@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from disbench.verify import LEVEL, Report, cell_key, score_tests
+from disbench.run.verify import LEVEL, Report, cell_key, score_tests
 
 RANKED = ("mig", "dci", "factor_vae", "sap_score")  # the leaderboard's default rank metrics
 

@@ -45,12 +45,12 @@ from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from disbench.api import FitContext, TrainBudget  # noqa: E402
 from disbench.datasets.blobs import Blobs  # noqa: E402
-from disbench.environment import device_name  # noqa: E402
 from disbench.methods.diffusion.first_stage import build_first_stage  # noqa: E402
 from disbench.methods.diffusion.pretrain import PretrainedDPM, unet_config  # noqa: E402
 from disbench.methods.diffusion.schedule import Schedule  # noqa: E402
 from disbench.methods.diffusion.unet import SubGradientDecoder, UNet  # noqa: E402
 from disbench.methods.disdiff import PRESETS, DisDiff, ImageEncoder, disdiff_losses, resolve_config  # noqa: E402
+from disbench.run.environment import device_name  # noqa: E402
 
 # Assumptions of the GPU-hour estimate (not measured; the official configs set no lengths).
 ASSUMED_STEPS = {

@@ -117,7 +117,7 @@ def main() -> None:
 
     import platform
 
-    from disbench.environment import device_name
+    from disbench.run.environment import device_name
 
     print(f"machine: {device_name('cpu')}, no GPU used (HLLE is numpy/scipy)")
     print(f"load before: {' '.join(f'{v:.2f}' for v in os.getloadavg())}")

@@ -31,9 +31,9 @@ sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 
 from disbench.api import FitContext, TrainBudget  # noqa: E402
 from disbench.datasets.isometric_manifold import IsometricManifold  # noqa: E402
-from disbench.environment import device_name  # noqa: E402
 from disbench.methods.li_ae import LocalIsometryAE  # noqa: E402
 from disbench.metrics.mcc import mcc  # noqa: E402
+from disbench.run.environment import device_name  # noqa: E402
 
 
 def main() -> None:

@@ -2,12 +2,12 @@
 does it cost? Runs of the `cpu` profile trained and scored in fresh processes under
 several environments, compared bit for bit, and timed.
 
-Each setting is a mode (native or portable, :mod:`disbench.numerics`) plus "machine" caps
+Each setting is a mode (native or portable, :mod:`disbench.run.numerics`) plus "machine" caps
 that make this CPU act as a smaller one: the capped ISA of the reproducibility issue
 (ATen and oneDNN at AVX2) and, for the portable mode, caps on the libraries it does not pin
 (oneDNN, MKL's instruction limit). A mode is portable on this machine when its runs are
 bit-identical under every cap; native runs are expected to differ between caps. Every run
-executes ``disbench.execute.execute_group`` exactly as a study does (one thread).
+executes ``disbench.run.worker.execute_group`` exactly as a study does (one thread).
 
     python perf/numerics.py                       # the default runs, every setting
     python perf/numerics.py --runs beta_vae:proc_dsprites:0 --rounds 2
@@ -45,11 +45,11 @@ def digest(obj: object) -> str:
 
 def child(runs: list[str], mode: str) -> None:
     """Train and score each run as a study's worker does; print one JSON line per run."""
-    from disbench import numerics
-    from disbench.execute import execute_group, init_worker
-    from disbench.records import Job
-    from disbench.store import ResultsStore
-    from disbench.study import load_profile
+    from disbench.run import numerics
+    from disbench.run.records import Job
+    from disbench.run.store import ResultsStore
+    from disbench.run.study import load_profile
+    from disbench.run.worker import execute_group, init_worker
 
     init_worker((), 1, lambda label, step, total: None)
     numerics.apply(mode)
@@ -93,8 +93,8 @@ def main() -> None:
     if args.child:
         child(args.runs, args.child)
         return
-    from disbench import numerics
-    from disbench.environment import device_name
+    from disbench.run import numerics
+    from disbench.run.environment import device_name
 
     print(f"# perf/numerics.py on {device_name('cpu')}, torch thread 1\n")
     results: dict[str, list[dict]] = {}

@@ -26,9 +26,9 @@ import torch
 import torch.nn.functional as F
 
 from disbench.datasets.proc_shapes3d import trace
-from disbench.environment import device_name
 from disbench.methods.nn.architectures import ConvEncoder, DeconvDecoder
 from disbench.registry import DATASETS
+from disbench.run.environment import device_name
 
 DATASET_NAMES = ("proc_dsprites", "proc_shapes3d", "isometric_manifold", "blobs")
 

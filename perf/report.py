@@ -15,10 +15,10 @@ from pathlib import Path
 
 import numpy as np
 
-from disbench.environment import device_name
 from disbench.registry import METRICS as REGISTERED
 from disbench.report import build_report
-from disbench.store import ResultsStore
+from disbench.run.environment import device_name
+from disbench.run.store import ResultsStore
 
 METRICS = {
     "mig": "discrete_mig",

@@ -23,10 +23,10 @@ import time
 import numpy as np
 import torch
 
-from disbench.environment import device_name
 from disbench.methods.beta_vae import BetaVAE
 from disbench.methods.nn.vae import VAERepresentation, build, random_streams, train_step
 from disbench.registry import DATASETS
+from disbench.run.environment import device_name
 
 
 def machine(device: torch.device) -> str:

@@ -31,7 +31,6 @@ from dataclasses import dataclass, replace
 import torch
 from torch.func import functional_call, stack_module_state, vmap
 
-from disbench.environment import device_name
 from disbench.methods.beta_vae import BetaVAE
 from disbench.methods.nn import losses
 from disbench.methods.nn.batched import (
@@ -53,6 +52,7 @@ from disbench.methods.nn.vae import (
     train_step,
 )
 from disbench.registry import DATASETS
+from disbench.run.environment import device_name
 
 BATCH = 64
 

@@ -61,9 +61,9 @@ from disbench.methods.nn.vae import (
     train_step,
 )
 from disbench.registry import METHODS
-from disbench.runner import run_study
-from disbench.store import ResultsStore
-from disbench.study import load_profile
+from disbench.run.runner import run_study
+from disbench.run.store import ResultsStore
+from disbench.run.study import load_profile
 
 CPU = torch.device("cpu")
 BUDGET = TrainBudget(steps=10, batch_size=16)

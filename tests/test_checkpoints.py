@@ -22,7 +22,7 @@ from disbench.api import Checkpoint, FitContext, TrainBudget
 from disbench.datasets.blobs import Blobs
 from disbench.methods.nn.vae import VAERepresentation
 from disbench.registry import METHODS
-from disbench.store import ResultsStore
+from disbench.run.store import ResultsStore
 
 ROOT = Path(__file__).parent.parent
 STEPS = 256

@@ -9,11 +9,11 @@ from typing import Any, ClassVar
 import pytest
 
 from disbench.api import Method, Metric, RegistryError, register
-from disbench.contracts import ContractError, check_method
 from disbench.registry import load_plugin
-from disbench.runner import run_study
-from disbench.store import ResultsStore
-from disbench.study import ProfileError, load_profile
+from disbench.run.contracts import ContractError, check_method
+from disbench.run.runner import run_study
+from disbench.run.store import ResultsStore
+from disbench.run.study import ProfileError, load_profile
 
 BREACHES = {
     "returns_dict": "method 'returns_dict' broke the contract: fit must return a "

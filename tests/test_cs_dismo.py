@@ -15,9 +15,9 @@ from disbench.api import FitContext, TrainBudget
 from disbench.datasets.blobs import Blobs
 from disbench.methods.cs_dismo import CSDisMo, CSDisMoMethod, standardise
 from disbench.report import build_report
-from disbench.runner import run_study
-from disbench.store import ResultsStore
-from disbench.study import load_profile
+from disbench.run.runner import run_study
+from disbench.run.store import ResultsStore
+from disbench.run.study import load_profile
 
 
 def test_content_codes_are_standardised_across_the_dataset() -> None:

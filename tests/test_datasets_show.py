@@ -8,7 +8,7 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from disbench import dataset_show
+from disbench.cli import show as dataset_show
 from disbench.registry import DATASETS
 
 

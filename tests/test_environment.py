@@ -17,7 +17,7 @@ def _git(*args: str, cwd: Path = ROOT) -> str:
 
 def test_source_is_disbench_commit_even_inside_another_repository(tmp_path) -> None:
     subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
-    code = "import json; from disbench.environment import source; print(json.dumps(source()))"
+    code = "import json; from disbench.run.environment import source; print(json.dumps(source()))"
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, check=True
     )

@@ -14,9 +14,9 @@ import numpy as np
 from disbench_example_metric import mig_sup
 
 from disbench.registry import DATASETS, METHODS, METRICS
-from disbench.runner import run_study
-from disbench.store import ResultsStore
-from disbench.study import load_profile
+from disbench.run.runner import run_study
+from disbench.run.store import ResultsStore
+from disbench.run.study import load_profile
 
 
 def _study(tmp_path: Path, text: str, out: str = "results") -> list[dict]:

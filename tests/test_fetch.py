@@ -27,10 +27,10 @@ from test_datasets_files import (
 )
 
 from disbench.cli import main
+from disbench.cli.fetch import FetchError, fetch, fetch_files
 from disbench.datasets._files import PublishedFile
 from disbench.datasets.dsprites import HDF5_PATH
 from disbench.datasets.shapes3d import RELATIVE_PATH
-from disbench.fetch import FetchError, fetch, fetch_files
 from disbench.registry import DATASETS
 
 

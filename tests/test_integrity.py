@@ -14,10 +14,10 @@ import pytest
 from disbench.cli import main
 from disbench.registry import load_plugin
 from disbench.report import build_report
-from disbench.runner import run_study
-from disbench.store import ResultsStore
-from disbench.study import load_profile
-from disbench.verify import verify
+from disbench.run.runner import run_study
+from disbench.run.store import ResultsStore
+from disbench.run.study import load_profile
+from disbench.run.verify import verify
 
 PROFILE = """
 seeds = [0, 1, 2]

@@ -61,7 +61,7 @@ def test_every_module_is_in_the_namespace_and_none_imports_the_old_names() -> No
     modules = _modules()
     assert {
         "disbench.api",
-        "disbench.runner",
+        "disbench.run.runner",
         "disbench.methods.pca",
         "disbench.metrics.mig",
     } <= set(modules)
@@ -120,7 +120,7 @@ def test_importing_the_api_imports_neither_torch_nor_jax_nor_the_harness() -> No
     code = (
         "import sys, disbench.api\n"
         "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'jax')"
-        " or m in ('disbench.registry', 'disbench.runner', 'disbench.study')]\n"
+        " or m in ('disbench.registry', 'disbench.run.runner', 'disbench.run.study')]\n"
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from disbench import numerics
-from disbench.runner import run_study
-from disbench.store import ResultsStore
-from disbench.study import ProfileError, load_profile
-from disbench.verify import verify
+from disbench.run import numerics
+from disbench.run.runner import run_study
+from disbench.run.store import ResultsStore
+from disbench.run.study import ProfileError, load_profile
+from disbench.run.verify import verify
 
 
 def test_the_fingerprint_names_the_path_and_same_numerics_compares_it() -> None:

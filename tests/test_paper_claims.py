@@ -26,9 +26,9 @@ from disbench.datasets.mpi3d import MPI3DToy
 from disbench.datasets.shapes3d import Shapes3D
 from disbench.report import build_report
 from disbench.report.paper_claims import above, at_least, eta_squared, write_claims
-from disbench.runner import run_study
-from disbench.store import ResultsStore
-from disbench.study import load_profile
+from disbench.run.runner import run_study
+from disbench.run.store import ResultsStore
+from disbench.run.study import load_profile
 
 GOOD = {"uniform": 0.99, "nonuniform": 0.98, "gaussian": 0.80, "correlated": 0.6}
 

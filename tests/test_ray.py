@@ -17,9 +17,9 @@ import ray
 
 from disbench.cli import main
 from disbench.registry import load_plugin
-from disbench.runner import run_study
-from disbench.store import ResultsStore
-from disbench.study import load_profile
+from disbench.run.runner import run_study
+from disbench.run.store import ResultsStore
+from disbench.run.study import load_profile
 
 PLUGIN_DIR = Path(__file__).parent / "plugins"
 

@@ -12,9 +12,9 @@ import pandas as pd
 
 from disbench.report import build_report
 from disbench.report.sections import sections
-from disbench.runner import run_study
-from disbench.store import ResultsStore
-from disbench.study import load_profile
+from disbench.run.runner import run_study
+from disbench.run.store import ResultsStore
+from disbench.run.study import load_profile
 
 
 def record(

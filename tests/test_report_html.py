@@ -12,7 +12,7 @@ from selenium.webdriver.common.by import By
 from test_report import record
 
 from disbench.report import build_report
-from disbench.store import ResultsStore
+from disbench.run.store import ResultsStore
 
 
 def _browser() -> webdriver.Chrome:

@@ -15,9 +15,9 @@ import pytest
 
 from disbench.registry import load_plugin
 from disbench.report import build_report
-from disbench.runner import resolve_device, run_study
-from disbench.store import ResultsStore
-from disbench.study import load_profile
+from disbench.run.runner import resolve_device, run_study
+from disbench.run.store import ResultsStore
+from disbench.run.study import load_profile
 
 ROOT = Path(__file__).parent.parent
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from disbench import score as score_cmd
+from disbench.cli import score as score_cmd
 from disbench.metrics._synthetic import synthetic_codes
 from disbench.metrics.mig import mig
 from disbench.registry import METRICS
@@ -47,7 +47,7 @@ def test_scores_a_file_in_a_real_subprocess(tmp_path, arrays):
         [
             sys.executable,
             "-m",
-            "disbench.score",
+            "disbench.cli.score",
             str(path),
             *FAST,
             "--output",

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from disbench.api import TrainBudget
-from disbench.overrides import parse_override
 from disbench.registry import METHODS
-from disbench.study import PROFILE_DIR, DatasetSpec, ProfileError, RunSpec, load_profile
+from disbench.run.overrides import parse_override
+from disbench.run.study import PROFILE_DIR, DatasetSpec, ProfileError, RunSpec, load_profile
 
 MINIMAL = """
 seeds = [0, 1, 2]

@@ -9,7 +9,7 @@ import itertools
 import numpy as np
 import pytest
 
-from disbench.verify import LEVEL, Report, permutation_p
+from disbench.run.verify import LEVEL, Report, permutation_p
 
 
 def _enumerated(a: list[float], b: list[float]) -> float:

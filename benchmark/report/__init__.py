@@ -21,7 +21,7 @@ from disbench.report.markdown import write_markdown
 from disbench.report.paper_claims import write_claims
 from disbench.report.plots import method_colours, write_section_plots
 from disbench.report.sections import Section, sections
-from disbench.store import ResultsStore, atomic_write_text
+from disbench.run.store import ResultsStore, atomic_write_text
 
 __all__ = ["build_report", "tidy_scores"]
 

@@ -24,7 +24,7 @@ from scipy.stats import spearmanr
 
 from disbench.registry import METHODS, METRICS
 from disbench.report.sections import Section, sections, study_header
-from disbench.study import load_profile
+from disbench.run.study import load_profile
 
 CLAIMS_PROFILE = "claims"
 PUBLISHED_PROFILE = "published"

@@ -23,7 +23,7 @@ import numpy as np
 from scipy import stats
 
 from disbench.registry import METHODS, METRICS
-from disbench.study import DEFAULT_RANK
+from disbench.run.study import DEFAULT_RANK
 
 # Leaderboard column order: the ranked metrics first, then these, then the rest.
 ORDER = ("beta_vae", "modularity_explicitness", "irs", "mcc", "unsupervised")

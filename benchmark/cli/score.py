@@ -20,9 +20,9 @@ from typing import Any
 import numpy as np
 
 from disbench.api import EvalContext
-from disbench.evaluate import run_metrics
-from disbench.overrides import parse_override
 from disbench.registry import METRICS, RegistryError
+from disbench.run.evaluate import run_metrics
+from disbench.run.overrides import parse_override
 
 REQUIRED = ("codes_train", "factors_train")
 OPTIONAL = ("codes_test", "factors_test")

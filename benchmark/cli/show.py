@@ -19,8 +19,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 from disbench.api import GroundTruthDataset  # noqa: E402
-from disbench.overrides import parse_override  # noqa: E402
 from disbench.registry import DATASETS, RegistryError  # noqa: E402
+from disbench.run.overrides import parse_override  # noqa: E402
 
 TRAVERSAL_STEPS = 10
 SAMPLE_ROWS = 2

@@ -18,11 +18,11 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
-from disbench import numerics
-from disbench.execute import execute_in_worker, record_lost
-from disbench.executors import Finished, Groups
-from disbench.progress import ProgressDisplay
-from disbench.records import Job
+from disbench.run import numerics
+from disbench.run.executors import Finished, Groups
+from disbench.run.progress import ProgressDisplay
+from disbench.run.records import Job
+from disbench.run.worker import execute_in_worker, record_lost
 
 
 def _ray() -> Any:

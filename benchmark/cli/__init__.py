@@ -7,12 +7,13 @@ import os
 import sys
 from pathlib import Path
 
-from disbench import dataset_show, fetch, scaffold, score, verify
-from disbench.contracts import check_method
+from disbench.cli import fetch, new_method, score, show
 from disbench.registry import DATASETS, METHODS, METRICS, RegistryError, load_plugin
 from disbench.report import build_report
-from disbench.runner import failed_runs, run_study
-from disbench.study import ProfileError, load_profile, only_methods
+from disbench.run import verify
+from disbench.run.contracts import check_method
+from disbench.run.runner import failed_runs, run_study
+from disbench.run.study import ProfileError, load_profile, only_methods
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -114,16 +115,16 @@ def build_parser() -> argparse.ArgumentParser:
     _common(ver)
 
     new = sub.add_parser("new-method", help="write a ready-to-install method plugin package")
-    scaffold.add_arguments(new)
+    new_method.add_arguments(new)
 
     datasets = sub.add_parser("datasets", help="look at a dataset")
     dsub = datasets.add_subparsers(dest="datasets_command", required=True)
     get = dsub.add_parser("fetch", help="download a published dataset's files and check them")
     fetch.add_arguments(get)
     _common(get)
-    show = dsub.add_parser("show", help="PNG of samples and one traversal row per factor")
-    dataset_show.add_arguments(show)
-    _common(show)
+    look = dsub.add_parser("show", help="PNG of samples and one traversal row per factor")
+    show.add_arguments(look)
+    _common(look)
     return parser
 
 
@@ -192,7 +193,7 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_check_method(args: argparse.Namespace) -> int:
-    params = dataset_show.parse_params(args.param)
+    params = show.parse_params(args.param)
     for line in check_method(args.name, args.dataset, params, args.steps):
         print(f"ok: {line}")
     print(f"method {args.name!r} keeps the contract")
@@ -202,7 +203,7 @@ def cmd_check_method(args: argparse.Namespace) -> int:
 def cmd_datasets(args: argparse.Namespace) -> int:
     if args.datasets_command == "fetch":
         return fetch.run(args)
-    return dataset_show.run(args)
+    return show.run(args)
 
 
 def cmd_score(args: argparse.Namespace) -> int:
@@ -216,7 +217,7 @@ COMMANDS = {
     "datasets": cmd_datasets,
     "score": cmd_score,
     "check-method": cmd_check_method,
-    "new-method": lambda args: scaffold.run(args),
+    "new-method": lambda args: new_method.run(args),
     "verify": lambda args: verify.run(args),
 }
 

@@ -1,6 +1,6 @@
 """Where a study's groups run: this process, a local process pool, or Ray
-(:mod:`disbench.ray_executor`). Each executor takes the groups and yields each group with
-its runs' statuses as it finishes; all of them run :func:`disbench.execute.execute_group`,
+(:mod:`disbench.run.ray_executor`). Each executor takes the groups and yields each group with
+its runs' statuses as it finishes; all of them run :func:`disbench.run.worker.execute_group`,
 and all of them record the runs of a worker that died as failed, with the cause, and go
 on."""
 
@@ -17,11 +17,11 @@ from typing import Any, Protocol
 
 from pebble import ProcessExpired, ProcessPool
 
-from disbench import numerics
-from disbench.execute import execute_group, init_worker, record_lost
-from disbench.progress import ProgressDisplay
-from disbench.records import Job, WorkerLost
-from disbench.study import RunSpec
+from disbench.run import numerics
+from disbench.run.progress import ProgressDisplay
+from disbench.run.records import Job, WorkerLost
+from disbench.run.study import RunSpec
+from disbench.run.worker import execute_group, init_worker, record_lost
 
 Groups = Sequence[Sequence[RunSpec]]
 

@@ -18,11 +18,11 @@ from pathlib import Path
 from typing import Any
 
 from disbench.api import TrainBudget
-from disbench.numerics import MODES
-from disbench.overrides import parse_override
 from disbench.registry import DATASETS, METHODS, METRICS, RegistryError
+from disbench.run.numerics import MODES
+from disbench.run.overrides import parse_override
 
-PROFILE_DIR = Path(__file__).parent / "profiles"
+PROFILE_DIR = Path(__file__).parent.parent / "profiles"
 # The four scores the field reports: the leaderboard's default mean rank.
 DEFAULT_RANK = ("mig", "dci", "factor_vae", "sap_score")
 SPEC_VERSION = 2  # bump when the meaning of a spec changes, so old ids are not reused

@@ -1,9 +1,9 @@
 """The runner: plan a study and hand it to an executor.
 
 It skips the ids whose records exist, picks the device, groups batchable runs that can
-train as one model, and runs the groups on an executor (:mod:`disbench.executors`: this
+train as one model, and runs the groups on an executor (:mod:`disbench.run.executors`: this
 process, a local pool, or Ray), counting the statuses. The work of one group, records
-included, is :mod:`disbench.execute`; the record format is :mod:`disbench.records`.
+included, is :mod:`disbench.run.worker`; the record format is :mod:`disbench.run.records`.
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from typing import Any
 
 import torch
 
-from disbench import numerics, ray_executor
-from disbench.executors import Executor, InProcess, LocalPool
-from disbench.progress import ProgressDisplay
-from disbench.records import Job
 from disbench.registry import METHODS
-from disbench.store import ResultsStore
-from disbench.study import RunSpec, Study, method_entries
+from disbench.run import numerics, ray_executor
+from disbench.run.executors import Executor, InProcess, LocalPool
+from disbench.run.progress import ProgressDisplay
+from disbench.run.records import Job
+from disbench.run.store import ResultsStore
+from disbench.run.study import RunSpec, Study, method_entries
 
 WAIT_S = 2.0  # between looks at runs another runner holds
 

@@ -3,7 +3,7 @@ say, per run, what could be reproduced here.
 
 Each rerun happens in a fresh worker process of this machine's CPU, with the record's own
 numerics mode and thread count, in a temporary folder; nothing under ``--out`` changes.
-What is promised depends on the numerics fingerprints (:mod:`disbench.numerics`):
+What is promised depends on the numerics fingerprints (:mod:`disbench.run.numerics`):
 
 - **Same numerics** (the rerun's fingerprint matches the record's): every score must be
   bit-identical for a run recorded as one model, within ``TOLERANCE`` for one recorded in
@@ -39,12 +39,12 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from disbench.executors import LocalPool
-from disbench.numerics import same_numerics
-from disbench.progress import ProgressDisplay
-from disbench.records import Job
-from disbench.store import ResultsStore
-from disbench.study import RunSpec
+from disbench.run.executors import LocalPool
+from disbench.run.numerics import same_numerics
+from disbench.run.progress import ProgressDisplay
+from disbench.run.records import Job
+from disbench.run.store import ResultsStore
+from disbench.run.study import RunSpec
 
 TOLERANCE = 0.02  # absolute, per score, for same-numerics records made in a batched group
 LEVEL = 0.1  # a score's permutation p-value at or below which it is flagged

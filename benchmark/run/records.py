@@ -4,7 +4,7 @@
 the run spec (what the id hashes); ``execution`` holds the settings that can change a
 result without changing the spec (device, threads, batched group size, precision);
 ``environment`` the machine, package versions and disbench's own commit; ``numerics`` the
-fingerprint of the floating-point path (:func:`disbench.numerics.fingerprint`): two records
+fingerprint of the floating-point path (:func:`disbench.run.numerics.fingerprint`): two records
 promise bit-identical scores only when theirs match.
 """
 
@@ -15,11 +15,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from disbench.environment import environment
-from disbench.numerics import fingerprint
 from disbench.registry import METHODS, METRICS
-from disbench.store import RECORD_FORMAT
-from disbench.study import RunSpec
+from disbench.run.environment import environment
+from disbench.run.numerics import fingerprint
+from disbench.run.store import RECORD_FORMAT
+from disbench.run.study import RunSpec
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ class Job:
     plugins: tuple[str, ...] = ()
     rank: tuple[str, ...] = ()  # the study's ranked metrics, kept in each record
     checkpoint_s: float = 600.0  # how often a training run saves its state
-    numerics: str = "native"  # or "portable" (disbench.numerics)
+    numerics: str = "native"  # or "portable" (disbench.run.numerics)
     note: str = ""  # the study's [report] note, kept in each record
 
 

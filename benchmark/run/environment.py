@@ -10,7 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import Any
 
-from disbench.numerics import cpu_info
+from disbench.run.numerics import cpu_info
 
 _PACKAGES = ("disbench", "numpy", "scipy", "scikit-learn", "pandas", "matplotlib", "torch", "h5py")
 
@@ -40,7 +40,7 @@ def source() -> dict[str, Any]:
 
     The checkout is found from this file, never from the working directory, so a study run
     inside another repository records disbench's commit, not that repository's."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parent.parent
     root = package.parent
     out: dict[str, Any] = {"version": _version("disbench"), "commit": None, "dirty": None}
     try:

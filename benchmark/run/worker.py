@@ -23,21 +23,21 @@ from typing import Any
 import torch
 from threadpoolctl import threadpool_limits
 
-from disbench import numerics
 from disbench.api import Checkpoint, ContentStyle, FitContext, Representation
-from disbench.claims import Claims
-from disbench.contracts import (
+from disbench.registry import METHODS, load_plugin
+from disbench.run import numerics
+from disbench.run.contracts import (
     ContractError,
     check_dataset,
     check_representation,
     checked_encoder,
 )
-from disbench.evaluate import evaluate
-from disbench.records import Job, fail, new_record, set_scores
-from disbench.registry import METHODS, load_plugin
-from disbench.store import ResultsStore, atomic_write_text
-from disbench.study import RunSpec
-from disbench.traversal import write_transfer_png, write_traversal_png
+from disbench.run.evaluate import evaluate
+from disbench.run.locks import RunLocks
+from disbench.run.records import Job, fail, new_record, set_scores
+from disbench.run.store import ResultsStore, atomic_write_text
+from disbench.run.study import RunSpec
+from disbench.run.traversal import write_transfer_png, write_traversal_png
 
 ProgressFn = Callable[[str, int, int], None]
 
@@ -105,8 +105,8 @@ def execute_group(spec_dicts: list[dict[str, Any]], job: Job) -> list[str]:
     """
     store = ResultsStore(Path(job.out))
     specs = [RunSpec.from_dict(d) for d in spec_dicts]
-    with Claims(store.root / "claims") as claims:
-        if not claims.acquire_all([s.id for s in specs]):
+    with RunLocks(store.root / "locks") as locks:
+        if not locks.acquire_all([s.id for s in specs]):
             return ["claimed"] * len(specs)
         todo = [s for s in specs if (store.sound(s.id) or {}).get("status") != "ok"]
         statuses = dict.fromkeys((s.id for s in specs), "skipped")

@@ -1,10 +1,10 @@
-"""Claims: two runners on one results directory never train the same run at once.
+"""Run locks: two runners on one results directory never train the same run at once.
 
-Before a runner trains a run it creates ``<out>/claims/<id>.json`` atomically (``O_EXCL``)
+Before a runner trains a run it creates ``<out>/locks/<id>.json`` atomically (``O_EXCL``)
 with its host, pid and start time, and touches it every ``HEARTBEAT_S`` while it holds it.
-A claim is stale, and is taken over, when its owner is a dead process on this host or its
+A lock is stale, and is taken over, when its owner is a dead process on this host or its
 heartbeat is older than ``STALE_S`` (an owner on another host that died). Taking over
-renames the stale file first, so of two runners only one wins. Claims are released when
+renames the stale file first, so of two runners only one wins. Locks are released when
 the runner ends.
 """
 
@@ -22,8 +22,8 @@ HEARTBEAT_S = 10.0
 STALE_S = 60.0
 
 
-class Claims:
-    """The claims this runner holds, kept alive by a heartbeat thread while in a ``with``."""
+class RunLocks:
+    """The run locks this runner holds, kept alive by a heartbeat thread while in a ``with``."""
 
     def __init__(self, folder: Path) -> None:
         self.folder = folder
@@ -106,7 +106,7 @@ class Claims:
                     except FileNotFoundError:
                         pass
 
-    def __enter__(self) -> Claims:
+    def __enter__(self) -> RunLocks:
         self._thread.start()
         return self
 

@@ -9,8 +9,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from disbench.claims import Claims
-from disbench.store import ResultsStore
+from disbench.run.locks import RunLocks
+from disbench.run.store import ResultsStore
 
 ROOT = Path(__file__).parent.parent
 
@@ -47,7 +47,7 @@ def test_two_runners_at_once_train_every_run_exactly_once(tmp_path) -> None:
     trained = sorted(int(line) for line in log.read_text().split())
     assert trained == [0, 1, 2, 3, 4, 5]  # each seed once, by one runner or the other
     assert len(ResultsStore(out).records()) == 6
-    assert not list((out / "claims").glob("*.json"))  # released at the end
+    assert not list((out / "locks").glob("*.json"))  # released at the end
     # both worked: each trained some runs and found the others' done
     assert all(" 0 ok" not in o for o in outputs), outputs
 
@@ -59,9 +59,9 @@ def test_a_dead_owners_claim_is_taken_over_and_a_live_one_is_not(tmp_path) -> No
         text=True,
         check=True,
     )
-    folder = tmp_path / "claims"
+    folder = tmp_path / "locks"
     folder.mkdir()
-    with Claims(folder) as mine:
+    with RunLocks(folder) as mine:
         (folder / "a.json").write_text(
             json.dumps({"host": mine.host, "pid": int(dead.stdout), "since": 0})
         )
