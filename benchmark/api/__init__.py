@@ -1,8 +1,8 @@
 """The plugin API: every type a method, dataset or metric needs, and ``@register``.
 
-Built-ins and plugins import exactly this module. It imports numpy and the standard
-library only (no torch, no jax, nothing of the harness), so a plugin can depend on it
-without pulling in the harness, and the layers stack::
+Built-ins and plugins import exactly this module. It imports numpy, attrs (typed
+hyperparameters) and the standard library only (no torch, no jax, nothing of the harness),
+so a plugin can depend on it without pulling in the harness, and the layers stack::
 
     disbench.api                                  (this module)
     disbench.datasets, disbench.methods, disbench.metrics   (import the API)
@@ -24,6 +24,7 @@ from disbench.api._method import (
     TrainBudget,
 )
 from disbench.api._metric import Encoder, EvalContext, Metric, MetricError
+from disbench.api._params import param
 from disbench.api._register import KINDS, RegistryError, register, registered
 
 __all__ = [
@@ -42,6 +43,7 @@ __all__ = [
     "RegistryError",
     "Representation",
     "TrainBudget",
+    "param",
     "register",
     "registered",
 ]

@@ -20,6 +20,7 @@ from typing import Any, ClassVar, Literal
 
 import numpy as np
 
+from disbench.api import _params
 from disbench.api._dataset import GroundTruthDataset
 
 
@@ -150,6 +151,9 @@ class Method(ABC):
     # Bump whenever training or a default changes: the version enters every run id, so a
     # changed method never reuses a stale record or saved model.
     version: ClassVar[int] = 1
+    # The typed hyperparameters: a frozen attrs class of ``param`` fields (bounds, allowed
+    # values). When set, ``defaults`` follows from it and every run's values are checked.
+    Params: ClassVar[type | None] = None
     defaults: ClassVar[dict[str, Any]] = {}
     sweep: ClassVar[dict[str, list[Any]]] = {}
     framework: ClassVar[str] = "numpy"
@@ -163,6 +167,11 @@ class Method(ABC):
     batchable: ClassVar[bool] = False
     # Numbers the method's paper reports (never computed here), shown apart on the leaderboard.
     paper_results: ClassVar[tuple[PaperResult, ...]] = ()
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.Params is not None and "defaults" not in cls.__dict__:
+            cls.defaults = _params.defaults(cls.Params)
 
     @abstractmethod
     def fit(
@@ -196,12 +205,28 @@ class Method(ABC):
         return out
 
     @classmethod
-    def resolve_hparams(cls, given: dict[str, Any]) -> dict[str, Any]:
-        """Defaults overlaid with ``given``; an unknown key is an error naming the method."""
-        unknown = sorted(set(given) - set(cls.defaults))
+    def check_names(cls, names: Sequence[str]) -> None:
+        """An unknown hyperparameter name is an error naming the method and the known ones."""
+        unknown = sorted(set(names) - set(cls.defaults))
         if unknown:
             raise ValueError(
                 f"method {cls.name!r}: unknown hyperparameter(s) {unknown}; "
                 f"known: {sorted(cls.defaults)}"
             )
-        return {**cls.defaults, **given}
+
+    @classmethod
+    def resolve_hparams(cls, given: dict[str, Any]) -> dict[str, Any]:
+        """Defaults overlaid with ``given``, checked against ``Params`` when the method has
+        it (values are checked, not converted: they are what the run id hashes)."""
+        cls.check_names(list(given))
+        merged = {**cls.defaults, **given}
+        if cls.Params is not None:
+            _params.validate(cls.Params, merged, cls.name)
+        return merged
+
+    @classmethod
+    def typed(cls, hparams: dict[str, Any]) -> Any:
+        """The run's hyperparameters as the method's ``Params`` instance (attribute access)."""
+        if cls.Params is None:
+            raise TypeError(f"method {cls.name!r} declares no Params class")
+        return _params.validate(cls.Params, hparams, cls.name)

@@ -245,7 +245,7 @@ def _grid(method_cls: Any, conf: dict[str, Any], where: str, key: str) -> list[d
     _require(isinstance(given, dict), where, f"{key}.grid must be a table")
     grid.update(given)
     try:
-        method_cls.resolve_hparams({k: None for k in grid})
+        method_cls.check_names(list(grid))
     except ValueError as exc:
         raise ProfileError(f"profile {where}: {key}.grid: {exc}") from exc
     names = sorted(grid)
@@ -253,7 +253,10 @@ def _grid(method_cls: Any, conf: dict[str, Any], where: str, key: str) -> list[d
     for n, v in zip(names, values, strict=True):
         _require(len(v) > 0, where, f"{key}.grid.{n} is an empty list")
     combos = [dict(zip(names, combo, strict=True)) for combo in itertools.product(*values)]
-    return [method_cls.resolve_hparams(c) for c in combos]
+    try:
+        return [method_cls.resolve_hparams(c) for c in combos]
+    except ValueError as exc:
+        raise ProfileError(f"profile {where}: {key}.grid: {exc}") from exc
 
 
 def _metrics(
