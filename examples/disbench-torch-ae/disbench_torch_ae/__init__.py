@@ -5,12 +5,17 @@ the flattened observations; the codes are the encoder's outputs. Replace the net
 the loss with your method and keep the contract (disbench's docs/plugins.md): ``fit``
 returns a Representation, ``encode`` maps float32 [n, C, H, W] to real codes [n, D], and
 everything random flows from ``seed``.
+
+``fit`` reads top to bottom: hyperparameters, networks, one training step, then disbench's
+shared loop (``disbench.methods.nn.loop.run``), which resumes a killed run from its
+checkpoint, reports progress and keeps the loss curve the leaderboard reads.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import attrs
 import numpy as np
 import torch
 from disbench.api import (
@@ -19,11 +24,20 @@ from disbench.api import (
     Method,
     Representation,
     TrainBudget,
+    param,
     register,
 )
+from disbench.methods.nn import loop
 from torch import nn
 
-CURVE_POINTS = 20  # loss values kept in the run record (the leaderboard plots them)
+
+@attrs.frozen(kw_only=True)
+class TorchAeMethodParams:
+    """The hyperparameters with their bounds: a bad value is a one-line error naming it."""
+
+    num_codes: int = param(10, int, ge=1)
+    hidden: int = param(256, int, ge=1)
+    lr: float = param(1e-3, gt=0)
 
 
 class TorchAeMethodRepresentation(Representation):
@@ -43,7 +57,8 @@ class TorchAeMethod(Method):
     description: ClassVar[str] = "torch_ae: fully connected autoencoder (torch)"
     version: ClassVar[int] = 1  # bump when a change would change results
     framework: ClassVar[str] = "torch"
-    defaults: ClassVar[dict[str, Any]] = {"num_codes": 10, "hidden": 256, "lr": 1e-3}
+    checkpoints: ClassVar[bool] = True  # the shared loop saves and resumes the run
+    Params = TorchAeMethodParams  # `defaults` follows from it
     sweep: ClassVar[dict[str, list[Any]]] = {"num_codes": [5, 10, 20]}
 
     def fit(
@@ -54,29 +69,34 @@ class TorchAeMethod(Method):
         budget: TrainBudget,
         ctx: FitContext,
     ) -> Representation:
-        torch.manual_seed(seed)  # initial weights
-        rng = np.random.default_rng(seed)  # the data stream
+        hp = self.typed(hparams)
         device = torch.device(ctx.device)
+        streams = loop.Streams(seed, device)  # initial weights, data and noise, all from seed
         dim = int(np.prod(dataset.observation_shape))
-        hidden, k = hparams["hidden"], hparams["num_codes"]
-        encoder = nn.Sequential(
-            nn.Flatten(), nn.Linear(dim, hidden), nn.ReLU(), nn.Linear(hidden, k)
-        )
-        decoder = nn.Sequential(nn.Linear(k, hidden), nn.ReLU(), nn.Linear(hidden, dim))
+        with torch.random.fork_rng():
+            torch.manual_seed(streams.init.initial_seed())
+            encoder = nn.Sequential(
+                nn.Flatten(),
+                nn.Linear(dim, hp.hidden),
+                nn.ReLU(),
+                nn.Linear(hp.hidden, hp.num_codes),
+            )
+            decoder = nn.Sequential(
+                nn.Linear(hp.num_codes, hp.hidden), nn.ReLU(), nn.Linear(hp.hidden, dim)
+            )
         encoder, decoder = encoder.to(device), decoder.to(device)
-        weights = [*encoder.parameters(), *decoder.parameters()]
-        optimiser = torch.optim.Adam(weights, lr=hparams["lr"])
-        every = max(1, budget.steps // CURVE_POINTS)
-        curve = []
-        for step in range(budget.steps):
-            _, obs = dataset.sample(budget.batch_size, rng)
+        optimiser = torch.optim.Adam([*encoder.parameters(), *decoder.parameters()], lr=hp.lr)
+
+        def step(i: int) -> dict[str, torch.Tensor]:
+            _, obs = dataset.sample(budget.batch_size, streams.data)
             x = torch.from_numpy(obs).to(device).flatten(1)
             loss = ((decoder(encoder(x)) - x) ** 2).sum(1).mean()
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-            if (step + 1) % every == 0 or step + 1 == budget.steps:
-                curve.append({"step": step + 1, "loss": float(loss)})
-                ctx.progress(step + 1, budget.steps)
-        ctx.info["loss_curve"] = curve
+            return {"loss": loss.detach()}
+
+        state = {"encoder": encoder, "decoder": decoder, "optimiser": optimiser, "streams": streams}
+        curve = loop.LossCurve(budget.steps)
+        loop.run(self.name, [ctx], [seed], budget.steps, step, state, curve, save_every=1)
         return TorchAeMethodRepresentation(encoder)
