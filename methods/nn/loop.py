@@ -85,17 +85,40 @@ class Tensors:
                 v.copy_(state[k])
 
 
+class Generators:
+    """A run's own numpy or torch generators, as one stateful object: for a method whose
+    streams are seeded its own way rather than by :class:`Streams` (its results stay)."""
+
+    def __init__(self, **generators: np.random.Generator | torch.Generator) -> None:
+        self.generators = generators
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            k: g.bit_generator.state if isinstance(g, np.random.Generator) else g.get_state()
+            for k, g in self.generators.items()
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for k, g in self.generators.items():
+            if isinstance(g, np.random.Generator):
+                g.bit_generator.state = state[k]
+            else:
+                g.set_state(state[k])
+
+
 class LossCurve:
     """``CURVE_POINTS``-point loss curves of one model or of a packed group of models.
 
     Loss terms (scalars, or [N] for N packed models) are summed on the device between
     points, so training never waits for the device except at a point. ``end`` closes a
-    last point early (a phase that stops before the run does).
+    last point early (a phase that stops before the run does); ``start`` is the first step
+    of a phase that opens its curve off a point boundary (its first point averages fewer).
     """
 
-    def __init__(self, steps: int, end: int | None = None) -> None:
+    def __init__(self, steps: int, end: int | None = None, start: int = 0) -> None:
         self.steps = steps
         self.end = steps if end is None else end
+        self.start = start
         self.chunk = max(1, math.ceil(steps / CURVE_POINTS))
         self.curves: list[list[dict[str, float]]] = []  # one curve per model
         self._acc: torch.Tensor | None = None
@@ -106,7 +129,8 @@ class LossCurve:
         self._acc = values if self._acc is None else self._acc + values
         if (step + 1) % self.chunk and step + 1 != self.end:
             return False
-        means = (self._acc / ((step % self.chunk) + 1)).reshape(-1, len(terms)).tolist()
+        averaged = step + 1 - max(self.start, step - step % self.chunk)  # steps in this point
+        means = (self._acc / averaged).reshape(-1, len(terms)).tolist()
         self.curves = self.curves or [[] for _ in means]
         for curve, row in zip(self.curves, means, strict=True):
             curve.append({"step": step + 1, **dict(zip(terms, row, strict=True))})
@@ -163,6 +187,7 @@ def run(
     key: Any = None,
     precision: str = "fp32",
     record: bool = True,
+    curve_name: str = "curve",
 ) -> Finished:
     """Run ``step`` over ``steps`` for the runs of ``contexts`` (one, or a packed group
     with one seed each) and finish them.
@@ -172,12 +197,13 @@ def run(
     (a packed group's members). ``total`` is the run's whole length (progress, timings;
     the end of ``steps`` by default). With ``record`` the curve, final losses and timings
     go into each ``ctx.info``; a single run that diverged raises, a packed group gets one
-    slot per model in the result.
+    slot per model in the result. ``curve_name`` is the curve's name in the checkpoint: a
+    phase with a curve of its own names it apart, so a later phase's state keeps both.
     """
     span = range(steps) if isinstance(steps, int) else steps
     total = span.stop if total is None else total
     device = torch.device(contexts[0].device)
-    held = {**state, "curve": curve}
+    held = {**state, curve_name: curve}
     checkpoint = contexts[0].checkpoint
     saved = checkpoint.load() if checkpoint else None
     first = span.start
