@@ -1,13 +1,32 @@
-"""The registry: built-ins, entry-point plugins, --plugin modules, helpful errors."""
+"""The registry: built-ins, entry-point plugins, --plugin modules, helpful errors; each
+module imported on first use, and one that fails to import leaves the rest of its kind."""
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
+import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from disbench.api import register
-from disbench.registry import DATASETS, METHODS, METRICS, RegistryError, load_plugin
+from disbench.api import register, registered
+from disbench.registry import (
+    BUILTINS,
+    DATASETS,
+    METHODS,
+    METRICS,
+    Registry,
+    RegistryError,
+    load_plugin,
+)
+
+PACKAGES = {
+    "dataset": "disbench.datasets",
+    "method": "disbench.methods",
+    "metric": "disbench.metrics",
+}
 
 
 def test_builtins_are_registered() -> None:
@@ -82,3 +101,125 @@ def test_register_refuses_what_is_not_a_plugin_class() -> None:
 
     with pytest.raises(RegistryError, match="needs a class attribute `name` that is a Python"):
         register(Nameless)
+
+
+@pytest.mark.parametrize("kind", sorted(PACKAGES))
+def test_the_builtin_table_is_what_the_modules_on_disk_register(kind: str) -> None:
+    """A new built-in module, or a name a module stops registering, fails here."""
+    package = PACKAGES[kind]
+    on_disk = {
+        f"{package}.{info.name}"
+        for info in pkgutil.iter_modules(importlib.import_module(package).__path__)
+        if not info.ispkg and not info.name.startswith("_")
+    }
+    assert set(BUILTINS[kind].values()) == on_disk
+    for module in sorted(on_disk):
+        importlib.import_module(module)
+    found = {
+        name: module
+        for name, (_, module) in registered(kind).items()
+        if module.startswith(package + ".")
+    }
+    assert found == BUILTINS[kind]
+
+
+@pytest.mark.parametrize("kind", sorted(PACKAGES))
+def test_the_listing_describes_every_builtin_as_its_class_does(kind: str) -> None:
+    registry = Registry(kind, BUILTINS[kind])  # nothing of it imported through this one
+    listed = {entry.name: entry for entry in registry.listing()}
+    for name in BUILTINS[kind]:
+        cls = registry.get(name)
+        assert listed[name].description == cls.description, name
+        assert listed[name].source == BUILTINS[kind][name] and listed[name].unavailable is None
+
+
+def test_a_name_imports_its_own_module_and_no_other() -> None:
+    code = (
+        "import sys\n"
+        "from disbench.registry import METHODS, METRICS\n"
+        "assert METHODS.get('pca').name == 'pca' and METRICS.get('mig').name == 'mig'\n"
+        "assert 'pca' in METHODS and METHODS.origin('pca') == 'disbench.methods.pca'\n"
+        "mods = sorted(m for m in sys.modules if m.startswith(('disbench.methods.',"
+        " 'disbench.metrics.', 'disbench.datasets.')) and not m.rpartition('.')[2][0] == '_')\n"
+        "assert mods == ['disbench.methods.pca', 'disbench.metrics.mig'], mods\n"
+        "assert 'torch' not in sys.modules\n"
+    )
+    subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def _module(folder: Path, name: str, text: str) -> str:
+    (folder / f"{name}.py").write_text(text)
+    return name
+
+
+def test_a_builtin_that_fails_to_import_is_unavailable_and_the_rest_of_its_kind_works(
+    tmp_path, monkeypatch
+) -> None:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    broken = _module(tmp_path, "c1_broken_builtin", "raise RuntimeError('no GPU driver\\nmore')\n")
+    registry = Registry("method", {"pca": "disbench.methods.pca", "broken_one": broken})
+    assert registry.get("pca").name == "pca"
+    reason = (
+        "built-in method module c1_broken_builtin failed to import: RuntimeError: no GPU driver"
+    )
+    with pytest.raises(RegistryError) as err:
+        registry.get("broken_one")
+    assert str(err.value) == f"method 'broken_one' is unavailable: {reason}"
+    assert registry.unavailable == {"broken_one": reason}
+    assert "broken_one" not in registry and "pca" in registry
+    assert "pca" in registry.names() and "broken_one" not in registry.names()
+    listed = {entry.name: entry for entry in registry.listing()}
+    assert listed["broken_one"].unavailable == reason and listed["pca"].unavailable is None
+
+
+def test_the_listing_marks_a_module_that_needs_a_missing_package_without_importing_it(
+    tmp_path, monkeypatch
+) -> None:
+    monkeypatch.syspath_prepend(str(tmp_path))
+    needs = _module(
+        tmp_path,
+        "c1_needs_missing",
+        "import os\ntry:\n    import optional_xyz\nexcept ImportError:\n    pass\n"
+        "import no_such_framework_c1\n"
+        "class M:\n    name = 'needs_it'\n    description = 'never imported'\n",
+    )
+    unparsable = _module(tmp_path, "c1_unparsable", "def f(:\n")
+    registry = Registry(
+        "dataset", {"needs_it": needs, "unparsable": unparsable, "absent": "c1_absent_module"}
+    )
+    listed = {entry.name: entry for entry in registry.listing()}
+    assert listed["needs_it"].description == "never imported"
+    assert listed["needs_it"].unavailable == (
+        "needs the package 'no_such_framework_c1', which is not installed "
+        "(built-in dataset module c1_needs_missing)"
+    )
+    assert listed["unparsable"].unavailable.startswith(
+        "built-in dataset module c1_unparsable failed to import: SyntaxError: "
+    )
+    assert listed["absent"].unavailable == (
+        "built-in dataset module c1_absent_module: module 'c1_absent_module' is not installed"
+    )
+    assert needs not in sys.modules and registry.unavailable == {}
+    with pytest.raises(RegistryError, match="'needs_it' is unavailable: needs the package 'no_"):
+        registry.get("needs_it")
+
+
+def test_an_entry_point_that_fails_to_import_is_unavailable_with_its_reason(
+    tmp_path, monkeypatch
+) -> None:
+    """An installed distribution (a dist-info folder on the path) whose module raises."""
+    dist = tmp_path / "c1_raises-0.1.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: c1-raises\nVersion: 0.1\n")
+    (dist / "entry_points.txt").write_text("[disbench.metrics]\nc1_raises = c1_raises_mod\n")
+    _module(tmp_path, "c1_raises_mod", "raise ValueError('bad table')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    registry = Registry("metric", {"mig": "disbench.metrics.mig"})
+    assert "c1_raises" in {entry.name for entry in registry.listing()}
+    assert registry.get("mig").name == "mig" and "mig" in registry.names()
+    assert registry.unavailable == {
+        "c1_raises": "plugin c1_raises_mod in group disbench.metrics failed to import: "
+        "ValueError: bad table"
+    }
+    with pytest.raises(RegistryError, match="metric 'c1_raises' is unavailable: plugin c1_"):
+        registry.get("c1_raises")
