@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from dataclasses import replace
@@ -12,7 +13,15 @@ import pytest
 from disbench.api import TrainBudget
 from disbench.registry import METHODS
 from disbench.run.overrides import parse_override
-from disbench.run.study import PROFILE_DIR, DatasetSpec, ProfileError, RunSpec, load_profile
+from disbench.run.study import (
+    PROFILE_DIR,
+    DatasetSpec,
+    Execution,
+    ProfileError,
+    RunSpec,
+    load_profile,
+    only_methods,
+)
 
 MINIMAL = """
 seeds = [0, 1, 2]
@@ -70,7 +79,23 @@ def test_overrides_replace_single_keys(tmp_path) -> None:
             'seeds = [0]\ndatasets = ["blobs"\n[methods.pca]\n',
             r"invalid TOML: .*\(at line 3, column",
         ),
-        (MINIMAL + '[execution]\nexecutor = "slurm"\n', 'executor must be "local" or "ray"'),
+        (
+            MINIMAL + '[execution]\nexecutor = "slurm"\n',
+            r"execution.executor must be one of \['local', 'ray'\], got 'slurm'",
+        ),
+        (MINIMAL + "[execution]\nworkers = 0\n", "execution.workers must be a positive integer"),
+        (MINIMAL + '[execution]\ndevice = "tpu"\n', r"execution.device must be one of \['auto'"),
+        (
+            MINIMAL + "[execution]\ngroup_size = 0\n",
+            'group_size must be a positive integer or "auto"',
+        ),
+        (MINIMAL + "[execution]\ncheckpoint_minutes = -1\n", "checkpoint_minutes must be a number"),
+        (MINIMAL + "[execution]\nthreads = 2\n", r"\[execution\] unknown key 'threads'; known"),
+        (MINIMAL + "[train]\nsteps = 2.5\n", r"train.steps must be a positive integer, got 2.5"),
+        (
+            MINIMAL.replace("[methods.pca.grid]", "[methods.pca]\nsweep = 1\n[methods.pca.grid]"),
+            "methods.pca.sweep must be true or false, got 1",
+        ),
     ],
 )
 def test_profile_errors_name_file_and_key(tmp_path, text, message) -> None:
@@ -206,3 +231,86 @@ metrics = ["mcc"]
     )
     with pytest.raises(ProfileError, match=r"\[methods.pca\] entries set different group_size"):
         load_profile(write(tmp_path, clash))
+
+
+def test_a_set_value_at_fault_is_named_with_its_option_and_key(tmp_path) -> None:
+    smoke = PROFILE_DIR / "smoke.toml"
+    with pytest.raises(ProfileError) as err:
+        load_profile("smoke", ["train.steps=abc"])
+    assert str(err.value) == (
+        f"profile {smoke}: --set train.steps=abc: train.steps must be a positive integer, got 'abc'"
+    )
+    # A method hyperparameter (checked by the method's Params) names the --set that gave it.
+    path = write(tmp_path, MINIMAL + "[methods.beta_vae]\n")
+    with pytest.raises(ProfileError) as err:
+        load_profile(path, ["seeds=[0]", "methods.beta_vae.grid.beta=-1"])
+    assert str(err.value) == (
+        f"profile {path}: --set methods.beta_vae.grid.beta=-1: methods.beta_vae.grid: "
+        "method 'beta_vae': hyperparameter beta must be >= 0, got -1"
+    )
+    # Only the --set that holds the bad value is named; one a later --set replaced is not.
+    with pytest.raises(ProfileError) as err:
+        load_profile(path, ["train.batch_size=0", "train.steps=x", "train={batch_size=0}"])
+    assert f"profile {path}: --set train={{batch_size=0}}: train.batch_size must be" in str(
+        err.value
+    )
+    assert "train.steps" not in str(err.value)
+    # A bad value of the file itself names no --set, whatever else the command line sets.
+    bad_file = write(tmp_path, MINIMAL + "[train]\nsteps = 0\n")
+    with pytest.raises(ProfileError) as err:
+        load_profile(bad_file, ["seeds=[4]", "methods.pca.grid.num_points=7"])
+    assert str(err.value) == f"profile {bad_file}: train.steps must be a positive integer, got 0"
+    with pytest.raises(ProfileError, match=r"--set seeds.x=1: seeds is not a table$"):
+        load_profile(path, ["seeds.x=1"])
+    with pytest.raises(ProfileError, match=r"--set 'steps': expected KEY=VALUE"):
+        load_profile(path, ["steps"])
+
+
+def test_the_profile_is_parsed_once_into_typed_objects(tmp_path) -> None:
+    study = load_profile(write(tmp_path, MINIMAL))
+    assert study.execution == Execution()  # every default in one place
+    assert (Execution().workers, Execution().group_size, Execution().device) == (1, "auto", "auto")
+    assert (Execution().checkpoint_minutes, Execution().numerics) == (10, "native")
+    cores = os.cpu_count() or 1
+    assert Execution().threads(2) == max(1, cores // 2)
+    assert Execution(torch_threads=3).threads(2) == 3
+    (entry,) = study.entries
+    assert (entry.method, entry.key, entry.steps, entry.batch_size) == (
+        "pca",
+        "methods.pca",
+        1000,
+        64,
+    )
+    assert entry.seeds == (0, 1, 2) and entry.datasets == (DatasetSpec("blobs"),)
+    assert entry.grid == {"num_points": [200, 300]} and entry.group_size == "auto"
+    assert [hp["num_points"] for hp in entry.hparams] == [200, 300]
+    cpu = load_profile("cpu")
+    assert (cpu.execution.workers, cpu.execution.torch_threads) == (2, 1)
+    assert cpu.execution.numerics == "portable" and cpu.note.startswith("3 seeds per row")
+
+
+def test_a_methods_group_size_holds_for_all_its_entries(tmp_path) -> None:
+    text = """
+seeds = [0]
+datasets = ["blobs"]
+[execution]
+group_size = 2
+[metrics]
+names = ["mig"]
+[[methods.pca]]
+steps = 10
+[[methods.pca]]
+steps = 20
+group_size = 4
+[methods.fastica]
+"""
+    study = load_profile(write(tmp_path, text))
+    sizes = [(e.key, e.steps, e.group_size) for e in study.entries]
+    assert sizes == [
+        ("methods.pca[0]", 10, 4),
+        ("methods.pca[1]", 20, 4),
+        ("methods.fastica", 1000, 2),
+    ]
+    only = only_methods(study, ["fastica"])
+    assert [e.method for e in only.entries] == ["fastica"]
+    assert {r.method for r in only.runs} == {"fastica"} and only.execution == study.execution

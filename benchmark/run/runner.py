@@ -8,7 +8,6 @@ included, is :mod:`disbench.run.worker`; the record format is :mod:`disbench.run
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import time
@@ -24,7 +23,7 @@ from disbench.run.executors import Executor, InProcess, LocalPool
 from disbench.run.progress import ProgressDisplay
 from disbench.run.records import Job
 from disbench.run.store import ResultsStore
-from disbench.run.study import RunSpec, Study, method_entries
+from disbench.run.study import RunSpec, Study
 
 WAIT_S = 2.0  # between looks at runs another runner holds
 
@@ -47,16 +46,15 @@ def resolve_device(device: str | None, cluster_gpus: int | None = None) -> str:
 
 
 def group_runs(
-    runs: list[RunSpec], execution: dict[str, Any], device: str, method_group: dict[str, Any]
+    runs: list[RunSpec], device: str, method_group: dict[str, int | str]
 ) -> list[list[RunSpec]]:
-    """Batchable runs that share dataset, method, budget and evaluation train together."""
+    """Batchable runs that share dataset, method, budget and evaluation train together;
+    ``method_group``: each method's group size (its entries' ``group_size``)."""
     groups: dict[tuple[Any, ...], list[RunSpec]] = defaultdict(list)
     singles: list[list[RunSpec]] = []
     for run in runs:
         cls = METHODS.get(run.method)
-        size = _group_size(
-            method_group.get(run.method, execution.get("group_size", "auto")), cls, device
-        )
+        size = _group_size(method_group[run.method], cls, device)
         if not cls.batchable or size <= 1:
             singles.append([run])
             continue
@@ -101,11 +99,11 @@ def run_study(
     finished unless ``retry_failed``; then it runs again and its new record replaces the
     old one.
     """
-    device = device or study.execution.get("device")
-    workers = int(workers or study.execution.get("workers", 1))
-    mode = study.execution.get("numerics", "native")
+    device = device or study.execution.device
+    workers = int(workers or study.execution.workers)
+    mode = study.execution.numerics
     numerics.check_supported(mode)
-    if ray_address is None and study.execution.get("executor") != "ray":
+    if ray_address is None and study.execution.executor != "ray":
         # Portable numerics need fresh processes started with their variables.
         executor = InProcess() if workers <= 1 and mode == "native" else LocalPool(workers)
         return _run(
@@ -118,7 +116,7 @@ def run_study(
             show_progress,
             retry_failed,
         )
-    started = ray_executor.connect(ray_address or study.execution.get("ray_address"))
+    started = ray_executor.connect(ray_address or study.execution.ray_address)
     try:
         device = resolve_device(device, ray_executor.gpus())
         executor = ray_executor.RayExecutor()
@@ -138,7 +136,7 @@ def _run(
     show_progress: bool,
     retry_failed: bool,
 ) -> dict[str, int]:
-    threads = int(study.execution.get("torch_threads", max(1, (os.cpu_count() or 1) // workers)))
+    threads = study.execution.threads(workers)
     store = ResultsStore(out)
     store.check_writable()
     store.remove_stale_temporaries()
@@ -153,10 +151,7 @@ def _run(
     pending = sorted((r for r in study.runs if r.id not in done), key=lambda r: r.seed)
     if retry_failed:
         _drop_failed_models(store, pending, {r.train_id for r in study.runs if r.id in done})
-    method_group = {
-        m: c["group_size"] for m, _, c in method_entries(study.raw, study.name) if "group_size" in c
-    }
-    groups = group_runs(pending, study.execution, device, method_group)
+    groups = group_runs(pending, device, {e.method: e.group_size for e in study.entries})
     display = ProgressDisplay(
         total=len(study.runs),
         already=len(study.runs) - len(pending),
@@ -164,7 +159,6 @@ def _run(
         enabled=show_progress,
     )
     counts = {"ok": 0, "failed": 0, "skipped": len(study.runs) - len(pending)}
-    minutes = float(study.execution.get("checkpoint_minutes", 10))
     job = Job(
         str(out),
         device,
@@ -172,29 +166,31 @@ def _run(
         threads,
         plugins,
         tuple(study.rank),
-        60 * minutes,
-        study.execution.get("numerics", "native"),
+        60.0 * study.execution.checkpoint_minutes,
+        study.execution.numerics,
         study.note,
     )
     # A group another runner holds comes back as "claimed": it is looked at again once its
     # claims are gone (its records then exist) or stale (taken over).
-    while groups:
-        claimed = []
-        for group, statuses in executor.run(groups, job, display):
-            if "claimed" in statuses:
-                claimed.append(group)
-                continue
-            for status in statuses:
-                if status == "skipped":  # finished by another runner meanwhile
-                    counts["skipped"] += 1
-                    display.skip(1)
-                else:
-                    counts[status] += 1
-                    display.finish(status)
-        groups = claimed
-        if groups:
-            time.sleep(WAIT_S)
-    display.close()
+    try:
+        while groups:
+            claimed = []
+            for group, statuses in executor.run(groups, job, display):
+                if "claimed" in statuses:
+                    claimed.append(group)
+                    continue
+                for run, status in zip(group, statuses, strict=True):
+                    if status == "skipped":  # finished by another runner meanwhile
+                        counts["skipped"] += 1
+                        display.skip(1)
+                    else:
+                        counts[status] += 1
+                        display.finish(status, run)
+            groups = claimed
+            if groups:
+                time.sleep(WAIT_S)
+    finally:  # a terminal's display gives the cursor back even when the study stops early
+        display.close()
     return counts
 
 
