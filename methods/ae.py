@@ -13,15 +13,15 @@ from typing import Any, ClassVar
 import torch
 
 from disbench.api import register
-from disbench.methods.nn.vae import VAE_DEFAULTS, LatentTerms
-from disbench.methods.nn.vae_method import VAEMethod
+from disbench.methods.nn.vae import LatentTerms
+from disbench.methods.nn.vae_method import VAEMethod, VAEParams
 
 
 @register
 class AE(VAEMethod):
     name: ClassVar[str] = "ae"
     description: ClassVar[str] = "plain autoencoder with the reference conv networks (no prior)"
-    defaults: ClassVar[dict[str, Any]] = dict(VAE_DEFAULTS)
+    Params = VAEParams  # the shared settings only: no regulariser, nothing to weigh
     sweep: ClassVar[dict[str, list[Any]]] = {}
     stochastic: ClassVar[bool] = False
 

@@ -11,12 +11,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import attrs
 import torch
 from torch import Tensor
 
-from disbench.api import FitContext, GroundTruthDataset, TrainBudget, register
-from disbench.methods.nn.vae import VAE_DEFAULTS, LatentTerms
-from disbench.methods.nn.vae_method import VAEMethod
+from disbench.api import FitContext, GroundTruthDataset, TrainBudget, param, register
+from disbench.methods.nn.vae import LatentTerms
+from disbench.methods.nn.vae_method import VAEMethod, VAEParams
 
 
 def capacity(c_max: float | Tensor, step: int | Tensor, iteration_threshold: Any) -> Tensor:
@@ -28,18 +29,21 @@ def capacity(c_max: float | Tensor, step: int | Tensor, iteration_threshold: Any
     return torch.minimum(c_max, c_max * step / iteration_threshold)
 
 
+@attrs.frozen(kw_only=True)
+class AnnealedVAEParams(VAEParams):
+    c_max: float = param(25.0, ge=0)  # nats
+    gamma: float = param(1000.0, ge=0)
+    # None: a third of the run's steps (paper: 100,000)
+    iteration_threshold: int | None = param(None, int, ge=1)
+
+
 @register
 class AnnealedVAE(VAEMethod):
     name: ClassVar[str] = "annealed_vae"
     description: ClassVar[str] = (
         "AnnealedVAE (Burgess et al. 2018): KL pulled to a rising capacity C"
     )
-    defaults: ClassVar[dict[str, Any]] = {
-        **VAE_DEFAULTS,
-        "c_max": 25.0,
-        "gamma": 1000.0,
-        "iteration_threshold": None,  # None: a third of the run's steps (paper: 100,000)
-    }
+    Params = AnnealedVAEParams
     sweep: ClassVar[dict[str, list[Any]]] = {"c_max": [5.0, 10.0, 25.0, 50.0, 75.0, 100.0]}
 
     @staticmethod
@@ -54,14 +58,8 @@ class AnnealedVAE(VAEMethod):
         budget: TrainBudget,
         ctx: FitContext,
     ) -> dict[str, Any]:
-        threshold = hparams["iteration_threshold"]
+        threshold = self.typed(dict(hparams)).iteration_threshold
         if threshold is None:
             threshold = max(1, round(budget.steps / 3))
-        if int(threshold) < 1:
-            raise ValueError(
-                f"method {self.name!r}: iteration_threshold must be >= 1, got {threshold!r}"
-            )
-        ctx.info["iteration_threshold"] = int(threshold)
-        return super().prepare(
-            dataset, {**hparams, "iteration_threshold": int(threshold)}, budget, ctx
-        )
+        ctx.info["iteration_threshold"] = threshold
+        return super().prepare(dataset, {**hparams, "iteration_threshold": threshold}, budget, ctx)

@@ -9,23 +9,26 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import attrs
 import torch
 
-from disbench.api import register
+from disbench.api import param, register
 from disbench.methods.nn.losses import covariance, dip_penalty
-from disbench.methods.nn.vae import VAE_DEFAULTS, LatentTerms
-from disbench.methods.nn.vae_method import VAEMethod
+from disbench.methods.nn.vae import LatentTerms
+from disbench.methods.nn.vae_method import VAEMethod, VAEParams
+
+
+@attrs.frozen(kw_only=True)
+class DIPVAEIParams(VAEParams):
+    lambda_od: float = param(10.0, ge=0)
+    lambda_d_factor: float = param(10.0, ge=0)  # lambda_d = lambda_d_factor * lambda_od
 
 
 @register
 class DIPVAEI(VAEMethod):
     name: ClassVar[str] = "dip_vae_i"
     description: ClassVar[str] = "DIP-VAE-I (Kumar et al. 2018): covariance of the means -> I"
-    defaults: ClassVar[dict[str, Any]] = {
-        **VAE_DEFAULTS,
-        "lambda_od": 10.0,
-        "lambda_d_factor": 10.0,
-    }
+    Params = DIPVAEIParams
     sweep: ClassVar[dict[str, list[Any]]] = {"lambda_od": [1.0, 2.0, 5.0, 10.0, 20.0, 50.0]}
 
     @staticmethod

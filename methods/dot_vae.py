@@ -59,11 +59,11 @@ to the host every step; one model per fit keeps the rule exact and simple.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, NamedTuple
 
+import attrs
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -76,9 +76,10 @@ from disbench.api import (
     PaperResult,
     Representation,
     TrainBudget,
+    param,
     register,
 )
-from disbench.methods.nn import losses
+from disbench.methods.nn import loop, losses
 from disbench.methods.nn.architectures import (
     ConvEncoder,
     DeconvDecoder,
@@ -86,21 +87,7 @@ from disbench.methods.nn.architectures import (
     check_reference_shape,
     init_like_tf,
 )
-from disbench.methods.nn.vae import (
-    DRAW_STEPS,
-    ENCODE_CHUNK,
-    LossCurve,
-    Nets,
-    adam,
-    check_finite,
-    factor_batches,
-    memory_format,
-    random_streams,
-    record_training,
-    restore,
-    snapshot,
-    to_device,
-)
+from disbench.methods.nn.vae import ENCODE_CHUNK, adam
 
 Decision = Literal["wait", "activate", "stop"]
 CODES = ("z1", "z1_z2")
@@ -145,7 +132,7 @@ def activation_decision(
 @dataclass
 class GammaMask:
     """The gamma of eq. 5: dimensions 0..active-1 of z1 are on. Plain data, so a checkpoint
-    holds it whole."""
+    holds it whole (``state_dict``)."""
 
     max_factors: int
     window: int
@@ -159,6 +146,13 @@ class GammaMask:
 
     def gamma(self, device: torch.device) -> torch.Tensor:
         return (torch.arange(self.max_factors, device=device) < self.active).float()
+
+    def state_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        for name, value in state.items():
+            setattr(self, name, value)
 
     def activate(self, step: int) -> None:
         self.active += 1
@@ -196,6 +190,15 @@ def intervene(codes: torch.Tensor, dims: torch.Tensor, values: torch.Tensor) -> 
     out = codes.clone()
     out[torch.arange(len(codes), device=codes.device), dims] = values
     return out
+
+
+class OATNets(NamedTuple):
+    """One run's networks and their optimisers: the model and the image discriminator."""
+
+    model: OATModel
+    opt: torch.optim.Adam
+    disc: ImageDiscriminator
+    disc_opt: torch.optim.Adam
 
 
 class SplitEncoder(nn.Module):
@@ -247,7 +250,7 @@ class ImageDiscriminator(nn.Module):
 
 
 def wake_step(
-    nets: Nets, x: torch.Tensor, mask: torch.Tensor, k: int, beta: float, noise: torch.Generator
+    nets: OATNets, x: torch.Tensor, mask: torch.Tensor, k: int, beta: float, noise: torch.Generator
 ) -> dict[str, torch.Tensor]:
     """One update on eq. 5 (eq. 4 when no z1 dimension is on). ``mask`` [K + d] is gamma
     followed by d ones; returns the detached terms, ``kl_z1_dims`` (the KL per z1 dim) and
@@ -267,7 +270,7 @@ def wake_step(
 
 
 def sleep_step(
-    nets: Nets,
+    nets: OATNets,
     codes: torch.Tensor,
     mask: torch.Tensor,
     active: int,
@@ -277,7 +280,6 @@ def sleep_step(
     """One update on eq. 6: intervene on one active z1 dimension of each code, decode,
     re-encode, recover the intervened code; the discriminator judges the decoded images.
     Returns the detached terms and the intervened images (for the discriminator update)."""
-    assert nets.disc is not None
     dims = torch.randint(0, active, (len(codes),), generator=noise, device=codes.device)
     values = torch.randn(len(codes), generator=noise, device=codes.device)
     target = intervene(codes, dims, values)
@@ -293,9 +295,8 @@ def sleep_step(
     return {n: t.detach() for n, t in terms.items()}, x_k.detach()
 
 
-def discriminator_step(nets: Nets, x: torch.Tensor, x_k: torch.Tensor) -> torch.Tensor:
+def discriminator_step(nets: OATNets, x: torch.Tensor, x_k: torch.Tensor) -> torch.Tensor:
     """One update of the discriminator: real images -> 1, intervened images -> 0."""
-    assert nets.disc is not None and nets.disc_opt is not None
     real, fake = nets.disc(x), nets.disc(x_k)
     loss = 0.5 * (
         F.binary_cross_entropy_with_logits(real, torch.ones_like(real))
@@ -344,6 +345,28 @@ class DOTVAERepresentation(Representation):
         self.__init__(model, c)  # type: ignore[misc]
 
 
+@attrs.frozen(kw_only=True)
+class DOTVAEParams:
+    max_factors: int = param(10, int, ge=1)  # K_max
+    entangled_dims: int = param(10, int, ge=1)  # d, the size of z2
+    lr: float = param(1e-4, gt=0)  # Adam of encoder and decoder: Locatello et al. 2019
+    adam_beta1: float = param(0.9, ge=0, lt=1)
+    adam_beta2: float = param(0.999, ge=0, lt=1)
+    adam_eps: float = param(1e-8, gt=0)
+    # The discriminator's Adam: FactorVAE's in Locatello et al. 2019.
+    disc_lr: float = param(1e-4, gt=0)
+    disc_adam_beta1: float = param(0.5, ge=0, lt=1)
+    disc_adam_beta2: float = param(0.9, ge=0, lt=1)
+    disc_adam_eps: float = param(1e-8, gt=0)
+    pretrain_share: float = param(0.3, ge=0, lt=1)
+    beta_start: float = param(1.0, ge=0)
+    beta_end: float = param(4.0, ge=0)
+    window: int = param(1000, int, ge=1)  # steps per window of the activation rule
+    plateau_tol: float = param(0.1, ge=0)
+    min_kl: float = param(0.1, ge=0)  # nats: below it a dimension carries no information
+    code: str = param("z1", str, choices=CODES)  # or "z1_z2"
+
+
 @register
 class DOTVAE(Method):
     name: ClassVar[str] = "dot_vae"
@@ -356,25 +379,7 @@ class DOTVAE(Method):
     reference_code: ClassVar[bool] = False
     checkpoints: ClassVar[bool] = True
     paper_results: ClassVar[tuple[PaperResult, ...]] = PAPER_RESULTS
-    defaults: ClassVar[dict[str, Any]] = {
-        "max_factors": 10,  # K_max
-        "entangled_dims": 10,  # d, the size of z2
-        "lr": 1e-4,  # Adam of encoder and decoder: Locatello et al. 2019
-        "adam_beta1": 0.9,
-        "adam_beta2": 0.999,
-        "adam_eps": 1e-8,
-        "disc_lr": 1e-4,  # the discriminator's Adam: FactorVAE's in Locatello et al. 2019
-        "disc_adam_beta1": 0.5,
-        "disc_adam_beta2": 0.9,
-        "disc_adam_eps": 1e-8,
-        "pretrain_share": 0.3,
-        "beta_start": 1.0,
-        "beta_end": 4.0,
-        "window": 1000,  # steps per window of the activation rule
-        "plateau_tol": 0.1,
-        "min_kl": 0.1,  # nats: below it a dimension carries no information
-        "code": "z1",  # or "z1_z2"
-    }
+    Params = DOTVAEParams
 
     def fit(
         self,
@@ -384,38 +389,31 @@ class DOTVAE(Method):
         budget: TrainBudget,
         ctx: FitContext,
     ) -> Representation:
-        hp = self._check(dataset, hparams, budget)
-        big_k, d = hp["max_factors"], hp["entangled_dims"]
+        hp = self.typed(hparams)
+        check_reference_shape(self.name, dataset)
+        loop.check_budget(self.name, budget)
+        big_k, d = hp.max_factors, hp.entangled_dims
         device = torch.device(ctx.device)
-        streams = random_streams(seed, device)
+        streams = loop.Streams(seed, device)
         channels = dataset.observation_shape[0]
-        layout = memory_format(device)
+        layout = loop.memory_format(device)
         model = init_like_tf(OATModel(channels, big_k, d), streams.init)
         disc = init_like_tf(ImageDiscriminator(channels), streams.init)
         model, disc = (m.to(device, memory_format=layout) for m in (model, disc))
         opt, disc_opt = adam(model.parameters(), hp), adam(disc.parameters(), hp, "disc_")
-        nets = Nets(model, opt, disc, disc_opt)  # type: ignore[arg-type]
-        mask = GammaMask(big_k, hp["window"], hp["plateau_tol"], hp["min_kl"])
-        curve = LossCurve(budget.steps)
-        checkpoint = ctx.checkpoint
-        saved = checkpoint.load() if checkpoint else None
-        first = restore(saved, nets, [streams], curve)
-        if saved is not None:
-            mask = GammaMask(**saved["mask"])
+        nets = OATNets(model, opt, disc, disc_opt)
+        mask = GammaMask(big_k, hp.window, hp.plateau_tol, hp.min_kl)
         # At least one main step, so that z1 dimension 1 is always on by the end.
-        pretrain = min(int(round(hp["pretrain_share"] * budget.steps)), budget.steps - 1)
+        pretrain = min(int(round(hp.pretrain_share * budget.steps)), budget.steps - 1)
         ones, zero = torch.ones(d, device=device), torch.zeros((), device=device)
-        batches = factor_batches(dataset, streams.data, budget.batch_size)
-        start = time.perf_counter()
-        for step in range(first, budget.steps):
-            # Save at the start of a draw of factors: the data stream then resumes exactly.
-            if checkpoint and step > first and step % DRAW_STEPS == 0 and checkpoint.due():
-                checkpoint.save({**snapshot(step, nets, [streams], curve), "mask": asdict(mask)})
-            if step >= pretrain and mask.active == 0:
-                mask.activate(step)
-            x = dataset.render_torch(to_device(next(batches), device), device)
+        batches = loop.factor_batches(dataset, streams.data, budget.batch_size)
+
+        def step(i: int) -> dict[str, torch.Tensor]:
+            if i >= pretrain and mask.active == 0:
+                mask.activate(i)
+            x = dataset.render_torch(loop.to_device(next(batches), device), device)
             x = x.contiguous(memory_format=layout)
-            beta = beta_at(step, pretrain, budget.steps, hp["beta_start"], hp["beta_end"])
+            beta = beta_at(i, pretrain, budget.steps, hp.beta_start, hp.beta_end)
             full_mask = torch.cat([mask.gamma(device), ones])
             terms = wake_step(nets, x, full_mask, big_k, beta, streams.noise)
             kl_dims, codes = terms.pop("kl_z1_dims"), terms.pop("codes")
@@ -425,19 +423,16 @@ class DOTVAE(Method):
                     nets, codes, full_mask, mask.active, beta, streams.noise
                 )
                 sleep = {**sleep_terms, "discriminator": discriminator_step(nets, x, x_k)}
-                mask.update(step, float(kl_dims[mask.active - 1]))
-            point = {
+                mask.update(i, float(kl_dims[mask.active - 1]))
+            return {
                 **terms,
                 **sleep,
                 "beta": torch.tensor(beta, device=device),
                 "active_dims": torch.tensor(float(mask.active), device=device),
             }
-            if curve.add(step, point):
-                ctx.progress(step + 1, budget.steps)
-        record_training(
-            ctx, curve.curves[0], time.perf_counter() - start, budget.steps, device, "fp32"
-        )
-        check_finite(self, [(seed, ctx.info["final_losses"])])  # type: ignore[arg-type]
+
+        state = {**nets._asdict(), "mask": mask, "streams": streams}
+        loop.run(self.name, [ctx], [seed], budget.steps, step, state, loop.LossCurve(budget.steps))
         model = model.to(memory_format=torch.contiguous_format)
         return self._representation(model, mask, dataset, hp, seed, ctx)
 
@@ -446,29 +441,29 @@ class DOTVAE(Method):
         model: OATModel,
         mask: GammaMask,
         dataset: GroundTruthDataset,
-        hp: dict[str, Any],
+        hp: DOTVAEParams,
         seed: int,
         ctx: FitContext,
     ) -> DOTVAERepresentation:
         """The scored code, and what the mask did (with each active dimension's KL on fresh
         images) in ``ctx.info``."""
-        big_k, d = hp["max_factors"], hp["entangled_dims"]
+        big_k, d = hp.max_factors, hp.entangled_dims
         z1 = list(range(mask.active))
-        dims = z1 if hp["code"] == "z1" else z1 + list(range(big_k, big_k + d))
+        dims = z1 if hp.code == "z1" else z1 + list(range(big_k, big_k + d))
         config = {
             "channels": dataset.observation_shape[0],
             "max_factors": big_k,
             "entangled_dims": d,
             "dims": dims,
             "active_dims": mask.active,
-            "code": hp["code"],
+            "code": hp.code,
         }
         rep = DOTVAERepresentation(model, config)
         _, x = dataset.sample(ENCODE_CHUNK, np.random.default_rng([seed, 1]))
         with torch.inference_mode():
             mean, logvar = rep.model.encoder(torch.from_numpy(x))
         kl = losses.gaussian_kl_per_dim(mean, logvar)[: mask.active]
-        informative = int((kl >= hp["min_kl"]).sum())
+        informative = int((kl >= hp.min_kl).sum())
         ctx.info["activation"] = {
             "active_dims": mask.active,
             "activated_at": mask.activated_at,
@@ -476,34 +471,12 @@ class DOTVAE(Method):
             "stopped_at": mask.stopped_at if mask.stopped else None,
             "kl_z1": [round(float(v), 4) for v in kl],
             "informative_dims": informative,
-            "code": hp["code"],
+            "code": hp.code,
         }
         if informative == 0:
             ctx.caveat(
                 "not_converged",
-                f"no active z1 dimension carries information (KL < {hp['min_kl']} nats); "
+                f"no active z1 dimension carries information (KL < {hp.min_kl} nats); "
                 "the code is the first z1 dimension",
             )
         return rep
-
-    def _check(
-        self, dataset: GroundTruthDataset, hparams: dict[str, Any], budget: TrainBudget
-    ) -> dict[str, Any]:
-        """Resolved hyperparameters; a one-line error naming the option at fault."""
-        hp = dict(hparams)
-        for key in ("max_factors", "entangled_dims", "window"):
-            hp[key] = int(hp[key])
-            if hp[key] < 1:
-                raise ValueError(f"method 'dot_vae': {key}={hp[key]} must be >= 1")
-        for key in ("plateau_tol", "min_kl", "beta_start", "beta_end", "pretrain_share"):
-            hp[key] = float(hp[key])
-            if hp[key] < 0:
-                raise ValueError(f"method 'dot_vae': {key}={hp[key]} must be >= 0")
-        if hp["pretrain_share"] >= 1:
-            raise ValueError("method 'dot_vae': pretrain_share must be in [0, 1)")
-        if hp["code"] not in CODES:
-            raise ValueError(f"method 'dot_vae': code must be one of {CODES}, got {hp['code']!r}")
-        check_reference_shape(self.name, dataset)
-        if budget.steps < 1 or budget.batch_size < 2:
-            raise ValueError(f"method 'dot_vae': need steps >= 1 and batch_size >= 2, got {budget}")
-        return hp

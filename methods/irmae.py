@@ -11,9 +11,9 @@ linear layers; ``ica = true`` rotates them with FastICA, as ``li_ae`` does (Hora
 
 from __future__ import annotations
 
-import time
 from typing import Any, ClassVar
 
+import attrs
 import numpy as np
 import torch
 from torch import nn
@@ -24,30 +24,18 @@ from disbench.api import (
     Method,
     Representation,
     TrainBudget,
+    param,
     register,
 )
 from disbench.methods._linear import fit_ica
-from disbench.methods.nn import losses
+from disbench.methods.nn import loop, losses
 from disbench.methods.nn.architectures import (
     ConvEncoder,
     DeconvDecoder,
     check_reference_shape,
     init_like_tf,
 )
-from disbench.methods.nn.vae import (
-    DRAW_STEPS,
-    ENCODE_CHUNK,
-    LossCurve,
-    Nets,
-    adam,
-    check_finite,
-    factor_batches,
-    random_streams,
-    record_training,
-    restore,
-    snapshot,
-    to_device,
-)
+from disbench.methods.nn.vae import ENCODE_CHUNK, adam
 
 
 class IRMAEModel(nn.Module):
@@ -107,6 +95,18 @@ class IRMAERepresentation(Representation):
         self.__init__(model, c, state["ica"])  # type: ignore[misc]
 
 
+@attrs.frozen(kw_only=True)
+class IRMAEParams:
+    num_latents: int = param(10, int, ge=1)
+    num_linear: int = param(8, int, ge=0)  # 0: the plain reference autoencoder
+    lr: float = param(1e-4, gt=0)
+    adam_beta1: float = param(0.9, ge=0, lt=1)
+    adam_beta2: float = param(0.999, ge=0, lt=1)
+    adam_eps: float = param(1e-8, gt=0)
+    ica: bool = param(False, bool)
+    ica_max_iter: int = param(1000, int, ge=1)
+
+
 @register
 class IRMAE(Method):
     name: ClassVar[str] = "irmae"
@@ -115,16 +115,7 @@ class IRMAE(Method):
     )
     framework: ClassVar[str] = "torch"
     checkpoints: ClassVar[bool] = True
-    defaults: ClassVar[dict[str, Any]] = {
-        "num_latents": 10,
-        "num_linear": 8,
-        "lr": 1e-4,
-        "adam_beta1": 0.9,
-        "adam_beta2": 0.999,
-        "adam_eps": 1e-8,
-        "ica": False,
-        "ica_max_iter": 1000,
-    }
+    Params = IRMAEParams
     sweep: ClassVar[dict[str, list[Any]]] = {"num_linear": [0, 2, 4, 8]}
 
     def fit(
@@ -135,47 +126,32 @@ class IRMAE(Method):
         budget: TrainBudget,
         ctx: FitContext,
     ) -> Representation:
-        hp = dict(hparams)
-        if int(hp["num_linear"]) < 0 or int(hp["num_latents"]) < 1:
-            raise ValueError("method 'irmae': need num_linear >= 0 and num_latents >= 1")
+        hp = self.typed(hparams)
         check_reference_shape(self.name, dataset)
+        loop.check_budget(self.name, budget, min_batch=1)
         device = torch.device(ctx.device)
-        streams = random_streams(seed, device)
+        streams = loop.Streams(seed, device)
         channels = dataset.observation_shape[0]
-        model = IRMAEModel(channels, int(hp["num_latents"]), int(hp["num_linear"]))
+        model = IRMAEModel(channels, hp.num_latents, hp.num_linear)
         model = init_like_tf(model, streams.init).to(device)
-        nets = Nets(model, adam(model.parameters(), hp), None, None)  # type: ignore[arg-type]
-        curve = LossCurve(budget.steps)
-        checkpoint = ctx.checkpoint
-        first = restore(checkpoint.load(), nets, [streams], curve) if checkpoint else 0
-        batches = factor_batches(dataset, streams.data, budget.batch_size)
-        start = time.perf_counter()
-        for step in range(first, budget.steps):
-            # Save at the start of a draw of factors: the data stream then resumes exactly.
-            if checkpoint and step > first and step % DRAW_STEPS == 0 and checkpoint.due():
-                checkpoint.save(snapshot(step, nets, [streams], curve))
-            x = dataset.render_torch(to_device(next(batches), device), device)
+        opt = adam(model.parameters(), hp)
+        batches = loop.factor_batches(dataset, streams.data, budget.batch_size)
+
+        def step(i: int) -> dict[str, torch.Tensor]:
+            x = dataset.render_torch(loop.to_device(next(batches), device), device)
             loss = losses.bernoulli_reconstruction(x, model(x))
-            nets.opt.zero_grad(set_to_none=True)
+            opt.zero_grad(set_to_none=True)
             loss.backward()
-            nets.opt.step()
-            if curve.add(step, {"loss": loss.detach()}):
-                ctx.progress(step + 1, budget.steps)
-        record_training(
-            ctx, curve.curves[0], time.perf_counter() - start, budget.steps, device, "fp32"
-        )
-        check_finite(self, [(seed, ctx.info["final_losses"])])  # type: ignore[arg-type]
-        config = {
-            "channels": channels,
-            "num_latents": int(hp["num_latents"]),
-            "num_linear": int(hp["num_linear"]),
-        }
+            opt.step()
+            return {"loss": loss.detach()}
+
+        state = {"model": model, "opt": opt, "streams": streams}
+        loop.run(self.name, [ctx], [seed], budget.steps, step, state, loop.LossCurve(budget.steps))
+        config = {"channels": channels, "num_latents": hp.num_latents, "num_linear": hp.num_linear}
         rep = IRMAERepresentation(model, config)
-        if hp["ica"]:
+        if hp.ica:
             _, x = dataset.sample(5000, np.random.default_rng([seed, 1]))
             codes = rep.encode(x).astype(np.float64)
-            rep.ica, converged = fit_ica(
-                codes, int(hp["num_latents"]), int(hp["ica_max_iter"]), seed, ctx
-            )
+            rep.ica, converged = fit_ica(codes, hp.num_latents, hp.ica_max_iter, seed, ctx)
             ctx.info["ica_converged"] = converged
         return rep

@@ -33,10 +33,9 @@ shared with the VAE baselines (``methods/nn``).
 
 from __future__ import annotations
 
-import time
-from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import attrs
 import numpy as np
 import torch
 from sklearn.decomposition import FastICA
@@ -48,21 +47,15 @@ from disbench.api import (
     Method,
     Representation,
     TrainBudget,
+    param,
     register,
 )
 from disbench.methods._hessian import distinct_rows, flush_subnormals, neighbourhoods
 from disbench.methods._linear import fit_ica, num_codes
 from disbench.methods.hlle_ica import sample_observations
-from disbench.methods.nn import losses
+from disbench.methods.nn import loop, losses
 from disbench.methods.nn.architectures import check_reference_shape, init_like_tf
-from disbench.methods.nn.vae import (
-    AutoEncoder,
-    LossCurve,
-    VAERepresentation,
-    adam,
-    check_finite,
-    record_training,
-)
+from disbench.methods.nn.vae import AutoEncoder, VAERepresentation, adam
 
 
 class LIAERepresentation(Representation):
@@ -118,6 +111,19 @@ class Pool:
         return anchors, self.partner[ids, slot], self.dist[ids, slot]
 
 
+@attrs.frozen(kw_only=True)
+class LIAEParams:
+    num_latents: int | None = param(None, int, ge=1)  # None: the dataset's number of factors
+    li_weight: float = param(1000.0, ge=0)  # 0: the plain autoencoder + ICA
+    neighbours: int = param(5, int, ge=1)
+    pool_size: int = param(3000, int, ge=1)
+    lr: float = param(1e-3, gt=0)
+    adam_beta1: float = param(0.9, ge=0, lt=1)
+    adam_beta2: float = param(0.999, ge=0, lt=1)
+    adam_eps: float = param(1e-8, gt=0)
+    ica_max_iter: int = param(1000, int, ge=1)
+
+
 @register
 class LocalIsometryAE(Method):
     name: ClassVar[str] = "li_ae"
@@ -127,17 +133,7 @@ class LocalIsometryAE(Method):
     )
     framework: ClassVar[str] = "torch"
     checkpoints: ClassVar[bool] = True
-    defaults: ClassVar[dict[str, Any]] = {
-        "num_latents": None,  # None = the dataset's number of factors
-        "li_weight": 1000.0,
-        "neighbours": 5,
-        "pool_size": 3000,
-        "lr": 1e-3,
-        "adam_beta1": 0.9,
-        "adam_beta2": 0.999,
-        "adam_eps": 1e-8,
-        "ica_max_iter": 1000,
-    }
+    Params = LIAEParams
 
     def fit(
         self,
@@ -147,73 +143,56 @@ class LocalIsometryAE(Method):
         budget: TrainBudget,
         ctx: FitContext,
     ) -> Representation:
-        hp = self.check(dataset, hparams, budget, ctx)
+        hp = self.typed(hparams)
+        loop.check_budget(self.name, budget)
+        check_reference_shape(self.name, dataset)
+        latents = num_codes(hp.num_latents, dataset, ctx)
         device = torch.device(ctx.device)
-        init_seed, data_seed = np.random.SeedSequence(seed).generate_state(2)
-        data_rng = np.random.default_rng(int(data_seed))
-        _, x = sample_observations(dataset, hp["pool_size"], data_rng)
-        pool = Pool(x, hp["neighbours"], device)
-        init = torch.Generator().manual_seed(int(init_seed))
-        model = init_like_tf(AutoEncoder(dataset.observation_shape[0], hp["num_latents"]), init).to(
-            device
-        )
+        # The data stream draws the pool, then every step's pairs: a checkpoint at any step
+        # resumes it exactly.
+        streams = loop.Streams(seed, device)
+        _, x = sample_observations(dataset, hp.pool_size, streams.data)
+        pool = Pool(x, hp.neighbours, device)
+        channels = dataset.observation_shape[0]
+        model = init_like_tf(AutoEncoder(channels, latents), streams.init).to(device)
         log_scale = torch.zeros((), device=device, requires_grad=True)
         opt = adam([*model.parameters(), log_scale], hp)
         shape = (-1, *dataset.observation_shape)
 
-        curve = LossCurve(budget.steps)
-        checkpoint = ctx.checkpoint
-        first, saved = 0, checkpoint.load() if checkpoint else None
-        if saved is not None:  # resume: everything the rest of the run depends on
-            model.load_state_dict(saved["model"])
-            opt.load_state_dict(saved["opt"])
-            with torch.no_grad():
-                log_scale.copy_(saved["log_scale"])
-            data_rng.bit_generator.state = saved["data"]
-            curve.curves, curve._acc, first = saved["curves"], saved["acc"], saved["step"]
-        start = time.perf_counter()
-        for step in range(first, budget.steps):
-            if checkpoint and step > first and checkpoint.due():
-                checkpoint.save(
-                    {
-                        "step": step,
-                        "model": model.state_dict(),
-                        "opt": opt.state_dict(),
-                        "log_scale": log_scale.detach().clone(),
-                        "data": data_rng.bit_generator.state,
-                        "curves": curve.curves,
-                        "acc": curve._acc,
-                    }
-                )
-            anchors, partners, dist = pool.pairs(budget.batch_size // 2, data_rng)
+        def step(i: int) -> dict[str, torch.Tensor]:
+            anchors, partners, dist = pool.pairs(budget.batch_size // 2, streams.data)
             idx = torch.from_numpy(np.concatenate([anchors, partners])).to(device)
             batch = pool.x[idx].reshape(shape)
-            terms = self.loss(
-                model, batch, torch.from_numpy(dist).float().to(device), log_scale, hp
-            )
+            pixel_dist = torch.from_numpy(dist).float().to(device)
+            terms = self.loss(model, batch, pixel_dist, log_scale, hp.li_weight)
             opt.zero_grad(set_to_none=True)
             terms["loss"].backward()
             opt.step()
-            if curve.add(step, {k: v.detach() for k, v in terms.items()}):
-                ctx.progress(step + 1, budget.steps)
-        seconds = time.perf_counter() - start
-        record_training(ctx, curve.curves[0], seconds, budget.steps, device, "fp32")
-        check_finite(self, [(seed, ctx.info["final_losses"])])  # type: ignore[arg-type]
+            return {k: v.detach() for k, v in terms.items()}
+
+        state = {
+            "model": model,
+            "opt": opt,
+            "log_scale": loop.Tensors(log_scale=log_scale),
+            "streams": streams,
+        }
+        curve = loop.LossCurve(budget.steps)
+        loop.run(self.name, [ctx], [seed], budget.steps, step, state, curve, save_every=1)
 
         config = {
             "method": self.name,
-            "num_latents": hp["num_latents"],
+            "num_latents": latents,
             "observation_shape": list(dataset.observation_shape),
-            "hparams": hp,
+            "hparams": {**hparams, "num_latents": latents},
             "seed": seed,
             "steps": budget.steps,
         }
         autoencoder = VAERepresentation(model, config)
         codes = autoencoder.encode(x.reshape(shape))
-        ica, converged = fit_ica(codes, hp["num_latents"], int(hp["ica_max_iter"]), seed, ctx)
+        ica, converged = fit_ica(codes, latents, hp.ica_max_iter, seed, ctx)
         ctx.info.update(
             {
-                "num_latents": hp["num_latents"],
+                "num_latents": latents,
                 "distinct_pool_points": pool.distinct,
                 "isometry_scale": float(log_scale.detach().exp()),
                 "ica_iterations": int(ica.n_iter_),
@@ -222,37 +201,13 @@ class LocalIsometryAE(Method):
         )
         return LIAERepresentation(autoencoder, ica)
 
-    def check(
-        self,
-        dataset: GroundTruthDataset,
-        hparams: Mapping[str, Any],
-        budget: TrainBudget,
-        ctx: FitContext,
-    ) -> dict[str, Any]:
-        """Resolved hyperparameters; a one-line error naming the option at fault."""
-        hp = dict(hparams)
-        hp["num_latents"] = num_codes(hp["num_latents"], dataset, ctx)
-        for key in ("num_latents", "neighbours", "pool_size"):
-            if int(hp[key]) < 1:
-                raise ValueError(f"method 'li_ae': {key}={hp[key]} must be >= 1")
-            hp[key] = int(hp[key])
-        if float(hp["li_weight"]) < 0 or float(hp["lr"]) <= 0:
-            raise ValueError(
-                f"method 'li_ae': need li_weight >= 0 and lr > 0, got "
-                f"li_weight={hp['li_weight']}, lr={hp['lr']}"
-            )
-        if budget.batch_size < 2 or budget.steps < 1:
-            raise ValueError(f"method 'li_ae': need steps >= 1 and batch_size >= 2, got {budget}")
-        check_reference_shape(self.name, dataset)
-        return hp
-
     @staticmethod
     def loss(
         model: AutoEncoder,
         batch: torch.Tensor,
         pixel_dist: torch.Tensor,
         log_scale: torch.Tensor,
-        hp: Mapping[str, Any],
+        li_weight: float,
     ) -> dict[str, torch.Tensor]:
         """Reconstruction of every image plus the weighted penalty on the (anchor, partner)
         halves of the batch."""
@@ -261,7 +216,7 @@ class LocalIsometryAE(Method):
         half = len(pixel_dist)
         penalty = isometry_penalty(mean[:half], mean[half:], pixel_dist, log_scale)
         return {
-            "loss": recon + float(hp["li_weight"]) * penalty,
+            "loss": recon + float(li_weight) * penalty,
             "reconstruction": recon,
             "isometry": penalty,
         }

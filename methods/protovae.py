@@ -49,9 +49,9 @@ trainer (``methods.nn.batched``) vmaps only a fixed-shape regulariser.
 
 from __future__ import annotations
 
-import time
 from typing import Any, ClassVar, NamedTuple
 
+import attrs
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -62,25 +62,12 @@ from disbench.api import (
     Method,
     Representation,
     TrainBudget,
+    param,
     register,
 )
-from disbench.methods.nn import losses
+from disbench.methods.nn import loop, losses
 from disbench.methods.nn.architectures import SamePadConv, check_reference_shape, init_like_tf
-from disbench.methods.nn.vae import (
-    DRAW_STEPS,
-    AutoEncoder,
-    LossCurve,
-    VAERepresentation,
-    adam,
-    check_finite,
-    factor_batches,
-    memory_format,
-    random_streams,
-    record_training,
-    restore,
-    snapshot,
-    to_device,
-)
+from disbench.methods.nn.vae import AutoEncoder, VAERepresentation, adam
 
 
 class Embedder(nn.Module):
@@ -101,7 +88,7 @@ class Embedder(nn.Module):
 
 
 class ProtoNets(NamedTuple):
-    """One run's networks and their optimiser (the fields ``vae.snapshot`` saves)."""
+    """One run's networks and their optimiser."""
 
     model: AutoEncoder
     embedder: Embedder
@@ -138,13 +125,13 @@ def episode_loss(
     nets: ProtoNets,
     mean: torch.Tensor,
     dims: torch.Tensor,
-    hp: dict[str, Any],
+    hp: ProtoVAEParams,
     noise: torch.Generator,
 ) -> torch.Tensor:
     """The prototypical loss of one episode on the batch's encoder means ``mean``."""
-    shots = int(hp["k_shot"])
-    base = mean[: shots + int(hp["k_query"])].detach()
-    low, high = float(hp["shift_min"]), float(hp["shift_max"])
+    shots = hp.k_shot
+    base = mean[: shots + hp.k_query].detach()
+    low, high = float(hp.shift_min), float(hp.shift_max)
     u = torch.rand((len(base), len(dims)), generator=noise, device=base.device)
     moved = intervene(base, dims, low + (high - low) * u)  # [b, m, L]
     images = torch.sigmoid(nets.model.decoder(torch.cat([base, moved.flatten(0, 1)])))
@@ -152,7 +139,29 @@ def episode_loss(
     before = embedded[: len(base)]
     after = embedded[len(base) :].reshape(len(base), len(dims), -1)
     pairs = F.normalize((after - before[:, None]).transpose(0, 1), dim=-1)  # [m, b, d]
-    return prototypical_loss(pairs[:, :shots], pairs[:, shots:], float(hp["temperature"]))
+    return prototypical_loss(pairs[:, :shots], pairs[:, shots:], float(hp.temperature))
+
+
+@attrs.frozen(kw_only=True)
+class ProtoVAEParams:
+    num_latents: int = param(10, int, ge=1)
+    beta: float = param(4.0, ge=0)  # weight of the KL
+    proto_weight: float = param(50.0, ge=0)  # weight of the prototypical loss
+    k_shot: int = param(2, int, ge=1)  # support bases per episode
+    k_query: int = param(2, int, ge=1)  # query bases per episode
+    shift_min: float = param(0.5, gt=0)  # interventions: z_k + U(shift_min, shift_max)
+    shift_max: float = param(1.5, gt=0)
+    active_kl: float = param(0.1, ge=0)  # nats: a dimension this far from its prior is active
+    embed_dim: int = param(64, int, ge=1)
+    temperature: float = param(0.1, gt=0)
+    lr: float = param(1e-4, gt=0)
+    adam_beta1: float = param(0.9, ge=0, lt=1)
+    adam_beta2: float = param(0.999, ge=0, lt=1)
+    adam_eps: float = param(1e-8, gt=0)
+
+    def __attrs_post_init__(self) -> None:
+        if self.shift_min > self.shift_max:
+            raise ValueError(f"shift_min {self.shift_min} must be <= shift_max {self.shift_max}")
 
 
 @register
@@ -167,22 +176,7 @@ class ProtoVAE(Method):
     framework: ClassVar[str] = "torch"
     reference_code: ClassVar[bool] = False
     checkpoints: ClassVar[bool] = True
-    defaults: ClassVar[dict[str, Any]] = {
-        "num_latents": 10,
-        "beta": 4.0,
-        "proto_weight": 50.0,
-        "k_shot": 2,
-        "k_query": 2,
-        "shift_min": 0.5,
-        "shift_max": 1.5,
-        "active_kl": 0.1,
-        "embed_dim": 64,
-        "temperature": 0.1,
-        "lr": 1e-4,
-        "adam_beta1": 0.9,
-        "adam_beta2": 0.999,
-        "adam_eps": 1e-8,
-    }
+    Params = ProtoVAEParams
 
     def fit(
         self,
@@ -192,41 +186,44 @@ class ProtoVAE(Method):
         budget: TrainBudget,
         ctx: FitContext,
     ) -> Representation:
-        hp = self._check(dataset, hparams, budget)
+        hp = self.typed(hparams)
+        check_reference_shape(self.name, dataset)
+        bases = hp.k_shot + hp.k_query
+        if budget.batch_size < bases:
+            raise ValueError(
+                f"method 'protovae': batch_size {budget.batch_size} is smaller than "
+                f"k_shot + k_query = {bases} (the episode's bases)"
+            )
+        loop.check_budget(self.name, budget)
         device = torch.device(ctx.device)
-        layout = memory_format(device)
-        streams = random_streams(seed, device)
-        channels, latents = dataset.observation_shape[0], hp["num_latents"]
-        model = init_like_tf(AutoEncoder(channels, latents), streams.init)
-        embedder = init_like_tf(Embedder(channels, hp["embed_dim"]), streams.init)
+        layout = loop.memory_format(device)
+        streams = loop.Streams(seed, device)
+        channels = dataset.observation_shape[0]
+        model = init_like_tf(AutoEncoder(channels, hp.num_latents), streams.init)
+        embedder = init_like_tf(Embedder(channels, hp.embed_dim), streams.init)
         model = model.to(device, memory_format=layout)
         embedder = embedder.to(device, memory_format=layout)
         params = [*model.parameters(), *embedder.parameters()]
         nets = ProtoNets(model, embedder, adam(params, hp))
-        curve = LossCurve(budget.steps)
-        checkpoint = ctx.checkpoint
-        first = restore(checkpoint.load(), nets, [streams], curve) if checkpoint else 0
-        batches = factor_batches(dataset, streams.data, budget.batch_size)
-        dims = torch.zeros(0, dtype=torch.long)
-        start = time.perf_counter()
-        for step in range(first, budget.steps):
-            # Save at the start of a draw of factors: the data stream then resumes exactly.
-            if checkpoint and step > first and step % DRAW_STEPS == 0 and checkpoint.due():
-                checkpoint.save(snapshot(step, nets, [streams], curve))
-            x = dataset.render_torch(to_device(next(batches), device), device)
+        batches = loop.factor_batches(dataset, streams.data, budget.batch_size)
+        dims = torch.zeros(0, dtype=torch.long)  # the active dimensions of the latest step
+
+        def step(i: int) -> dict[str, torch.Tensor]:
+            nonlocal dims
+            x = dataset.render_torch(loop.to_device(next(batches), device), device)
             x = x.contiguous(memory_format=layout)
             mean, logvar = model.encoder(x)
             z = losses.sample_gaussian(mean, logvar, streams.noise)
             recon = losses.bernoulli_reconstruction(x, model.decoder(z))
             kl_dims = losses.gaussian_kl_per_dim(mean, logvar)
             kl = kl_dims.sum()
-            dims = active_dims(kl_dims.detach(), hp["active_kl"])
+            dims = active_dims(kl_dims.detach(), hp.active_kl)
             proto = (
                 episode_loss(nets, mean, dims, hp, streams.noise)
                 if len(dims) >= 2
                 else torch.zeros((), device=device)
             )
-            loss = recon + hp["beta"] * kl + hp["proto_weight"] * proto
+            loss = recon + hp.beta * kl + hp.proto_weight * proto
             nets.opt.zero_grad(set_to_none=True)
             loss.backward()
             nets.opt.step()
@@ -238,45 +235,18 @@ class ProtoVAE(Method):
                 "proto": proto,
                 "active_dims": torch.tensor(float(len(dims)), device=device),
             }
-            if curve.add(step, {k: v.detach() for k, v in terms.items()}):
-                ctx.progress(step + 1, budget.steps)
-        record_training(
-            ctx, curve.curves[0], time.perf_counter() - start, budget.steps, device, "fp32"
-        )
+            return {k: v.detach() for k, v in terms.items()}
+
+        state = {**nets._asdict(), "streams": streams}
+        loop.run(self.name, [ctx], [seed], budget.steps, step, state, loop.LossCurve(budget.steps))
         ctx.info["active_dims_last_step"] = dims.tolist()
-        check_finite(self, [(seed, ctx.info["final_losses"])])  # type: ignore[arg-type]
         config = {
             "method": self.name,
-            "num_latents": latents,
+            "num_latents": hp.num_latents,
             "observation_shape": list(dataset.observation_shape),
-            "hparams": hp,
+            "hparams": dict(hparams),
             "seed": seed,
             "steps": budget.steps,
         }
         # Back to the default layout: encodes exactly as the model reloaded from its file.
         return VAERepresentation(model.to(memory_format=torch.contiguous_format), config)
-
-    def _check(
-        self, dataset: GroundTruthDataset, hparams: dict[str, Any], budget: TrainBudget
-    ) -> dict[str, Any]:
-        """Resolved hyperparameters; a one-line error naming the option at fault."""
-        hp = dict(hparams)
-        for key in ("num_latents", "k_shot", "k_query", "embed_dim"):
-            hp[key] = int(hp[key])
-            if hp[key] < 1:
-                raise ValueError(f"method 'protovae': {key}={hp[key]} must be >= 1")
-        if not 0 < float(hp["shift_min"]) <= float(hp["shift_max"]):
-            raise ValueError("method 'protovae': need 0 < shift_min <= shift_max")
-        if float(hp["lr"]) <= 0 or float(hp["beta"]) < 0 or float(hp["proto_weight"]) < 0:
-            raise ValueError("method 'protovae': need lr > 0, beta >= 0, proto_weight >= 0")
-        if float(hp["temperature"]) <= 0:
-            raise ValueError(f"method 'protovae': temperature={hp['temperature']} must be > 0")
-        check_reference_shape(self.name, dataset)
-        if budget.steps < 1:
-            raise ValueError(f"method 'protovae': need steps >= 1, got {budget}")
-        if budget.batch_size < hp["k_shot"] + hp["k_query"]:
-            raise ValueError(
-                f"method 'protovae': batch_size {budget.batch_size} is smaller than "
-                f"k_shot + k_query = {hp['k_shot'] + hp['k_query']} (the episode's bases)"
-            )
-        return hp

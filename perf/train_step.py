@@ -24,7 +24,8 @@ import numpy as np
 import torch
 
 from disbench.methods.beta_vae import BetaVAE
-from disbench.methods.nn.vae import VAERepresentation, build, random_streams, train_step
+from disbench.methods.nn.loop import Streams
+from disbench.methods.nn.vae import VAERepresentation, build, train_step
 from disbench.registry import DATASETS
 from disbench.run.environment import device_name
 
@@ -48,7 +49,7 @@ def time_steps(
     """
     method = BetaVAE()
     hp = method.resolve_hparams({"precision": precision})
-    streams = random_streams(seed, device)
+    streams = Streams(seed, device)
     nets = build(method, dataset.observation_shape[0], hp, streams.init, device)
     start = cpu_start = 0.0
     for step in range(warmup + steps):
@@ -65,7 +66,7 @@ def time_steps(
 def encode_seconds(dataset, device: torch.device, n: int = 3000) -> float:
     method = BetaVAE()
     hp = method.resolve_hparams({})
-    streams = random_streams(0, device)
+    streams = Streams(0, device)
     nets = build(method, dataset.observation_shape[0], hp, streams.init, device)
     rep = VAERepresentation(
         nets.model,
@@ -85,7 +86,7 @@ def learning(dataset, device, precision: str, steps: int) -> tuple[float, float]
     """Mean loss over the first and the last 10% of ``steps`` steps (does it learn?)."""
     method = BetaVAE()
     hp = method.resolve_hparams({"precision": precision, "beta": 1.0})
-    streams = random_streams(1, device)
+    streams = Streams(1, device)
     nets = build(method, dataset.observation_shape[0], hp, streams.init, device)
     loss = []
     for step in range(steps):

@@ -42,15 +42,8 @@ from disbench.methods.nn.batched import (
     packed_step,
     split_hparams,
 )
-from disbench.methods.nn.vae import (
-    AutoEncoder,
-    build,
-    factor_batches,
-    memory_format,
-    random_streams,
-    to_device,
-    train_step,
-)
+from disbench.methods.nn.loop import Streams, factor_batches, memory_format, to_device
+from disbench.methods.nn.vae import AutoEncoder, build, train_step
 from disbench.registry import DATASETS
 from disbench.run.environment import device_name
 
@@ -93,7 +86,7 @@ class Config:
 def naive_stepper(dataset, device: torch.device, cfg: Config) -> Callable[[int], None]:
     method = BetaVAE()
     hp = method.resolve_hparams({"precision": cfg.precision})
-    streams = random_streams(0, device)
+    streams = Streams(0, device)
     nets = build(method, dataset.observation_shape[0], hp, streams.init, device)
     bf16, cl = cfg.precision == "bf16", cfg.options.channels_last
     if cl:
@@ -116,7 +109,7 @@ def packed_stepper(dataset, device: torch.device, cfg: Config) -> Callable[[int]
         method.resolve_hparams({"precision": cfg.precision, "beta": betas[i % 6]})
         for i in range(cfg.n)
     ]
-    streams = [random_streams(seed, device) for seed in range(cfg.n)]
+    streams = [Streams(seed, device) for seed in range(cfg.n)]
     channels = dataset.observation_shape[0]
     nets = build_packed(method, channels, hps[0], [s.init for s in streams], device, cfg.options)
     if cfg.compile:
@@ -139,7 +132,7 @@ def func_stepper(dataset, device: torch.device, cfg: Config) -> Callable[[int], 
     method = BetaVAE()
     hp = method.resolve_hparams({})
     channels = dataset.observation_shape[0]
-    streams = [random_streams(seed, device) for seed in range(cfg.n)]
+    streams = [Streams(seed, device) for seed in range(cfg.n)]
     models = [build(method, channels, hp, s.init, device).model for s in streams]
     params, _ = stack_module_state(models)
     base = AutoEncoder(channels, 10).to("meta")

@@ -52,14 +52,8 @@ from disbench.methods.nn.batched import (
     packed_step,
     split_hparams,
 )
-from disbench.methods.nn.vae import (
-    AutoEncoder,
-    VAERepresentation,
-    build,
-    check_finite,
-    random_streams,
-    train_step,
-)
+from disbench.methods.nn.loop import Streams
+from disbench.methods.nn.vae import AutoEncoder, VAERepresentation, build, train_step
 from disbench.registry import METHODS
 from disbench.run.runner import run_study
 from disbench.run.store import ResultsStore
@@ -123,7 +117,7 @@ def initial_codes(name: str, ds: GroundTruthDataset, hp: dict[str, Any], seed: i
         method,
         ds.observation_shape[0],
         method.resolve_hparams(hp),
-        random_streams(seed, CPU).init,
+        Streams(seed, CPU).init,
         CPU,
     )
     with torch.no_grad():
@@ -193,14 +187,12 @@ def test_one_packed_step_is_n_train_steps(name: str) -> None:
     ds = ColourBars() if channels == 3 else Blobs()
     _, x = ds.sample(8 * n, np.random.default_rng(1))
     x = torch.from_numpy(x)
-    singles = [
-        build(method, channels, hp, random_streams(i, CPU).init, CPU) for i, hp in enumerate(hps)
-    ]
+    singles = [build(method, channels, hp, Streams(i, CPU).init, CPU) for i, hp in enumerate(hps)]
     packed = build_packed(
         method,
         channels,
         hps[0],
-        [random_streams(i, CPU).init for i in range(n)],
+        [Streams(i, CPU).init for i in range(n)],
         CPU,
         PackedOptions(),
     )
@@ -276,7 +268,7 @@ def test_packed_networks_compute_what_the_single_networks_compute(channels_last:
     n, channels = 3, 3
     method = FactorVAE()
     hp = method.resolve_hparams({})
-    singles = [build(method, channels, hp, random_streams(s, CPU).init, CPU) for s in range(n)]
+    singles = [build(method, channels, hp, Streams(s, CPU).init, CPU) for s in range(n)]
     model, disc = PackedAutoEncoder(channels, 10, n), PackedDiscriminator(10, n)
     for i, nets in enumerate(singles):
         copy_in(model, i, nets.model)
@@ -369,17 +361,19 @@ def test_memory_plan_counts_parameters_and_activations() -> None:
 
 
 def test_a_diverged_model_is_named_by_its_seed() -> None:
-    with pytest.raises(FloatingPointError, match=r"'beta_vae'.*\(7, \{'loss': nan\}\)"):
-        check_finite(BetaVAE(), [(3, {"loss": 1.0}), (7, {"loss": math.nan})])
+    """beta = inf: the loss is not finite from the first step, and the run says which."""
+    hp = BetaVAE.resolve_hparams({"beta": math.inf})
+    with pytest.raises(FloatingPointError, match=r"'beta_vae'.*\(7, \{'loss': nan"):
+        BetaVAE().fit(Blobs(positions=8, sizes=2), hp, 7, TrainBudget(2, 4), FitContext())
 
 
 def test_a_diverging_model_fails_alone_and_leaves_its_group_untouched() -> None:
-    """beta = NaN makes seed 1's loss NaN from the first step; seed 0 beside it in the
-    packed group must train exactly as it does beside a healthy model."""
+    """beta = inf makes seed 1's loss non-finite from the first step; seed 0 beside it in
+    the packed group must train exactly as it does beside a healthy model."""
     ds = Blobs(positions=8, sizes=2)
     x = ds.render(ds.sample_factors(64, np.random.default_rng(5)))
     healthy = batched("beta_vae", ds, [{"beta": 1.0}, {"beta": 4.0}], [0, 1])
-    mixed = batched("beta_vae", ds, [{"beta": 1.0}, {"beta": math.nan}], [0, 1])
+    mixed = batched("beta_vae", ds, [{"beta": 1.0}, {"beta": math.inf}], [0, 1])
     (rep, _), (error, ctx) = mixed
     assert isinstance(rep, VAERepresentation)
     assert isinstance(error, FloatingPointError)
@@ -415,11 +409,11 @@ common = {{num_train = 300}}
 
 
 def test_runner_records_a_diverged_group_member_as_failed(tmp_path: Path) -> None:
-    counts, out = run_group_study(tmp_path, "[0]", "grid = {beta = [1.0, nan]}")
+    counts, out = run_group_study(tmp_path, "[0]", "grid = {beta = [1.0, inf]}")
     assert counts == {"ok": 1, "failed": 1, "skipped": 0}
     by_beta = {str(r["spec"]["hparams"]["beta"]): r for r in ResultsStore(out).records()}
     assert by_beta["1.0"]["status"] == "ok" and "mig" in by_beta["1.0"]["scores"]
-    failed = by_beta["nan"]
+    failed = by_beta["inf"]
     assert failed["status"] == "failed" and failed["scores"] == {}
     assert failed["error"].startswith("FloatingPointError: method 'beta_vae'")
     assert "FloatingPointError" in failed["traceback"]

@@ -21,6 +21,7 @@ from disbench.methods.dot_vae import (
     GammaMask,
     ImageDiscriminator,
     OATModel,
+    OATNets,
     activation_decision,
     beta_at,
     discriminator_step,
@@ -29,7 +30,6 @@ from disbench.methods.dot_vae import (
     wake_step,
 )
 from disbench.methods.nn.architectures import init_like_tf
-from disbench.methods.nn.vae import Nets
 from disbench.registry import DATASETS, METRICS
 
 # A short run on blobs (3 factors) that switches several z1 dimensions on: 60 pre-training
@@ -39,13 +39,13 @@ HP = {"lr": 2e-3, "disc_lr": 1e-3, "window": 8}
 K, D = 4, 3
 
 
-def _nets(model: OATModel | None = None, disc: ImageDiscriminator | None = None) -> Nets:
+def _nets(model: OATModel | None = None, disc: ImageDiscriminator | None = None) -> OATNets:
     """Networks (new ones drawn from seed 0 unless given) with fresh Adams."""
     init = torch.Generator().manual_seed(0)
     model = init_like_tf(OATModel(1, K, D), init) if model is None else model
     disc = init_like_tf(ImageDiscriminator(1), init) if disc is None else disc
     adam = torch.optim.Adam
-    return Nets(model, adam(model.parameters(), 1e-3), disc, adam(disc.parameters(), 1e-3))
+    return OATNets(model, adam(model.parameters(), 1e-3), disc, adam(disc.parameters(), 1e-3))
 
 
 def _batch(n: int = 8) -> torch.Tensor:
@@ -228,7 +228,11 @@ def test_a_crashed_run_resumes_bit_identically(fitted, tmp_path) -> None:
             dataset, hp, 0, BUDGET, FitContext(checkpoint=Checkpoint(path, 0.0), progress=crash)
         )
     saved = pickle.loads(path.read_bytes())
-    assert saved["step"] == 128 and saved["mask"]["active"] >= 1 and saved["mask"]["history"]
+    assert (
+        saved["step"] == 128
+        and saved["state"]["mask"]["active"] >= 1
+        and saved["state"]["mask"]["history"]
+    )
     resumed_ctx = FitContext(checkpoint=Checkpoint(path, 0.0))
     resumed = DOTVAE().fit(dataset, hp, 0, BUDGET, resumed_ctx)
     a, b = rep.model.state_dict(), resumed.model.state_dict()

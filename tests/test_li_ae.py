@@ -105,7 +105,9 @@ def test_bad_options_are_clear_errors() -> None:
         fit_li(Blobs(resolution=32), steps=2, batch=8)
     with pytest.raises(ValueError, match="neighbours=5 needs more than 5 distinct.* got 4"):
         fit_li(Blobs(positions=2, sizes=1), steps=2, batch=8, pool_size=50)
-    with pytest.raises(ValueError, match="li_weight >= 0"):
+    with pytest.raises(
+        ValueError, match="method 'li_ae': hyperparameter li_weight must be >= 0, got -1.0"
+    ):
         fit_li(IsometricManifold(), steps=2, batch=8, li_weight=-1.0)
     with pytest.raises(ValueError, match="unknown hyperparameter"):
         fit_li(IsometricManifold(), steps=2, batch=8, weight=1.0)

@@ -18,7 +18,8 @@ from disbench.api import FitContext, GroundTruthDataset, Kind, Representation, T
 from disbench.datasets.blobs import Blobs
 from disbench.methods.factor_vae import FactorVAE
 from disbench.methods.nn import losses
-from disbench.methods.nn.vae import VAERepresentation, build, random_streams, train_step
+from disbench.methods.nn.loop import Streams
+from disbench.methods.nn.vae import VAERepresentation, build, train_step
 from disbench.methods.nn.vae_method import VAEMethod
 from disbench.registry import DATASETS, METHODS
 
@@ -160,7 +161,7 @@ def test_factor_vae_step_routes_each_loss_to_its_own_network() -> None:
     both from the same forward pass."""
     method = FactorVAE()
     hp = method.resolve_hparams({"gamma": 30.0})
-    nets = build(method, 1, hp, random_streams(0, CPU).init, CPU)
+    nets = build(method, 1, hp, Streams(0, CPU).init, CPU)
     ref = copy.deepcopy(nets)
     ds = Blobs()
     x = ds.render_torch(torch.from_numpy(ds.sample_factors(16, np.random.default_rng(0))), CPU)
@@ -188,7 +189,7 @@ def test_factor_vae_step_routes_each_loss_to_its_own_network() -> None:
     for got, want in [(nets.model, ref.model), (nets.disc, ref.disc)]:
         for (name, p), q in zip(got.named_parameters(), want.parameters(), strict=True):
             assert torch.allclose(p, q, atol=1e-7), name
-    start = build(method, 1, hp, random_streams(0, CPU).init, CPU)
+    start = build(method, 1, hp, Streams(0, CPU).init, CPU)
     assert not torch.equal(next(start.disc.parameters()), next(nets.disc.parameters()))
 
 
@@ -215,11 +216,15 @@ def test_annealed_vae_threshold_defaults_to_a_third_of_the_steps() -> None:
 
 
 def test_bad_options_are_one_line_errors_naming_the_culprit() -> None:
-    with pytest.raises(ValueError, match="method 'beta_vae': precision must be one of"):
+    with pytest.raises(
+        ValueError, match="method 'beta_vae': hyperparameter precision must be one of"
+    ):
         fit("beta_vae", Blobs(), 2, 4, precision="fp16")
     with pytest.raises(ValueError, match="method 'dip_vae_i': the reference networks need 64x64"):
         fit("dip_vae_i", Blobs(resolution=32), 2, 4)
-    with pytest.raises(ValueError, match="method 'annealed_vae': iteration_threshold must be"):
+    with pytest.raises(
+        ValueError, match="method 'annealed_vae': hyperparameter iteration_threshold must be >= 1"
+    ):
         fit("annealed_vae", Blobs(), 2, 4, iteration_threshold=0)
     with pytest.raises(
         ValueError, match="method 'factor_vae': need steps >= 1 and batch_size >= 2"
@@ -230,6 +235,48 @@ def test_bad_options_are_one_line_errors_naming_the_culprit() -> None:
     rep, _ = fit("ae", Blobs(), 1, 4)
     with pytest.raises(ValueError, match="ae: encode expects observations"):
         rep.encode(np.zeros((2, 3, 64, 64), dtype=np.float32))
+
+
+BAD = "method '{}': hyperparameter {}"
+
+
+@pytest.mark.parametrize(
+    ("name", "given", "message"),
+    [
+        ("beta_vae", {"beta": -1.0}, BAD.format("beta_vae", "beta must be >= 0, got -1.0")),
+        ("ae", {"num_latents": 2.5}, BAD.format("ae", "num_latents must be an integer, got 2.5")),
+        (
+            "factor_vae",
+            {"disc_adam_beta1": 1.0},
+            BAD.format("factor_vae", "disc_adam_beta1 must be < 1, got 1.0"),
+        ),
+        ("dip_vae_ii", {"lr": 0}, BAD.format("dip_vae_ii", "lr must be > 0, got 0")),
+        ("irmae", {"num_linear": -1}, BAD.format("irmae", "num_linear must be >= 0, got -1")),
+        ("li_ae", {"pool_size": 0}, BAD.format("li_ae", "pool_size must be >= 1, got 0")),
+        (
+            "protovae",
+            {"shift_min": 2.0},
+            BAD.format("protovae", "shift_min 2.0 must be <= shift_max 1.5"),
+        ),
+        (
+            "dot_vae",
+            {"code": "z2"},
+            BAD.format("dot_vae", "code must be one of ['z1', 'z1_z2'], got 'z2'"),
+        ),
+    ],
+)
+def test_a_bad_hyperparameter_is_one_line_naming_the_method_and_option(
+    name, given, message
+) -> None:
+    """Checked by the typed ``Params`` when the profile is read and again by ``fit``, before
+    any network is built (a one-step budget: nothing trains)."""
+    cls = METHODS.get(name)
+    with pytest.raises(ValueError) as caught:
+        cls.resolve_hparams(given)
+    assert str(caught.value) == message
+    with pytest.raises(ValueError) as caught:
+        cls().fit(Blobs(), {**cls.defaults, **given}, 0, TrainBudget(1, 4), FitContext())
+    assert str(caught.value) == message
 
 
 def test_bf16_autocast_trains_and_records_its_precision() -> None:

@@ -7,7 +7,7 @@ model axis. Adam runs on the packed tensors; it is elementwise, so that is exact
 separate Adams. The loss is the sum of the N models' losses, whose gradient with respect
 to model i's weights is model i's own gradient. Everything per model stays per model:
 initial weights, data stream, noise stream (reparameterisation and FactorVAE's
-permutations) come from its own seed through ``random_streams``, exactly as ``train``
+permutations) come from its own seed through ``loop.Streams``, exactly as ``vae.train``
 draws them; the loss terms and the variant's regulariser are the single-model functions
 ``vmap``-ed over the model axis, with each model's hyperparameters as a tensor, so
 AnnealedVAE's schedule, beta-TCVAE's minibatch estimator and FactorVAE's discriminator
@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import functools
 import math
-import time
 from collections import defaultdict
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from torch import nn
 from torch.func import vmap
 
 from disbench.api import FitContext, GroundTruthDataset, TrainBudget
-from disbench.methods.nn import losses
+from disbench.methods.nn import loop, losses
 from disbench.methods.nn.architectures import (
     ConvEncoder,
     DeconvDecoder,
@@ -43,23 +42,14 @@ from disbench.methods.nn.architectures import (
     SamePadConv,
 )
 from disbench.methods.nn.vae import (
-    DRAW_STEPS,
     AutoEncoder,
     LatentTerms,
-    LossCurve,
     VAERepresentation,
     Variant,
     adam,
     build,
-    check_finite,
-    factor_batches,
     loss_terms,
-    random_streams,
-    record_training,
     representation,
-    restore,
-    snapshot,
-    to_device,
     train,
 )
 
@@ -211,6 +201,10 @@ class PackedNets(NamedTuple):
     disc: PackedDiscriminator | None
     disc_opt: torch.optim.Adam | None
 
+    def state(self) -> dict[str, Any]:
+        """The networks and optimisers a checkpoint holds (those the group has)."""
+        return {name: net for name, net in self._asdict().items() if net is not None}
+
 
 def build_packed(
     method: Variant,
@@ -339,10 +333,10 @@ def packed_step(
 def next_batches(
     dataset: GroundTruthDataset, batches: Sequence[Iterator[np.ndarray]], device: torch.device
 ) -> torch.Tensor:
-    """Each model's next batch (``vae.factor_batches`` of its own data stream), all
+    """Each model's next batch (``loop.factor_batches`` of its own data stream), all
     rendered on the device by one call: [N*B, C, H, W], model i's batch in block i."""
     factors = np.concatenate([next(it) for it in batches])
-    return dataset.render_torch(to_device(factors, device), device)
+    return dataset.render_torch(loop.to_device(factors, device), device)
 
 
 def train_packed(
@@ -362,45 +356,40 @@ def train_packed(
     contexts = [ctx for _, _, ctx in jobs]
     device = torch.device(contexts[0].device)
     options = options or PackedOptions.for_device(device)
-    streams = [random_streams(seed, device) for seed in seeds]
+    streams = [loop.Streams(seed, device) for seed in seeds]
     channels = dataset.observation_shape[0]
     nets = build_packed(method, channels, hps[0], [s.init for s in streams], device, options)
     shared, per_model = split_hparams(method, hps, device)
     bf16 = shared["precision"] == "bf16"
     noises = [s.noise for s in streams]
+    batches = [loop.factor_batches(dataset, s.data, budget.batch_size) for s in streams]
 
-    curve = LossCurve(budget.steps)
-    # The group's state lives in its first run's checkpoint, valid for the same members only.
-    checkpoint = contexts[0].checkpoint
-    members = repr([(seed, sorted(hp.items())) for seed, hp in zip(seeds, hps, strict=True)])
-    saved = checkpoint.load() if checkpoint else None
-    if saved is not None and saved.get("members") != members:
-        saved = None
-    first = restore(saved, nets, streams, curve)
-    batches = [factor_batches(dataset, s.data, budget.batch_size) for s in streams]
-    start = time.perf_counter()
-    for step in range(first, budget.steps):
-        if checkpoint and step > first and step % DRAW_STEPS == 0 and checkpoint.due():
-            checkpoint.save({**snapshot(step, nets, streams, curve), "members": members})
+    def step(i: int) -> dict[str, torch.Tensor]:
         x = next_batches(dataset, batches, device)
-        terms = packed_step(
-            method, nets, x, shared, per_model, step, noises, bf16, options.channels_last
+        return packed_step(
+            method, nets, x, shared, per_model, i, noises, bf16, options.channels_last
         )
-        if curve.add(step, terms):
-            for ctx in contexts:
-                ctx.progress(step + 1, budget.steps)
-    seconds = time.perf_counter() - start
 
-    for ctx, model_curve in zip(contexts, curve.curves, strict=True):
-        record_training(ctx, model_curve, seconds, budget.steps, device, shared["precision"])
+    # The group's state lives in its first run's checkpoint, valid for the same members only.
+    members = [(seed, sorted(hp.items())) for seed, hp in zip(seeds, hps, strict=True)]
+    finished = loop.run(
+        method.name,
+        contexts,
+        seeds,
+        budget.steps,
+        step,
+        {**nets.state(), "streams": streams},
+        loop.LossCurve(budget.steps),
+        key=members,
+        precision=shared["precision"],
+    )
+    for ctx in contexts:
         ctx.info["batched_group_size"] = len(jobs)
-        ctx.info["model_steps_per_second"] = len(jobs) * budget.steps / seconds
+        ctx.info["model_steps_per_second"] = len(jobs) * budget.steps / finished.seconds
     outcomes: list[VAERepresentation | FloatingPointError] = []
-    for i, (hp, seed, ctx) in enumerate(zip(hps, seeds, contexts, strict=True)):
-        try:
-            check_finite(method, [(seed, ctx.info["final_losses"])])
-        except FloatingPointError as exc:
-            outcomes.append(exc)
+    for i, (hp, seed, diverged) in enumerate(zip(hps, seeds, finished.diverged, strict=True)):
+        if diverged is not None:
+            outcomes.append(diverged)
             continue
         single = AutoEncoder(channels, int(hp["num_latents"])).to(device)
         model = copy_out(nets.model, i, single)

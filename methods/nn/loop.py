@@ -30,7 +30,7 @@ from typing import Any, Protocol
 import numpy as np
 import torch
 
-from disbench.api import FitContext, GroundTruthDataset
+from disbench.api import FitContext, GroundTruthDataset, TrainBudget
 
 CURVE_POINTS = 20  # loss-curve points recorded in the run record
 DRAW_STEPS = 64  # training steps of factors drawn per call on a run's data stream
@@ -163,6 +163,23 @@ def to_device(factors: np.ndarray, device: torch.device) -> torch.Tensor:
     if device.type != "cuda":
         return tensor
     return tensor.pin_memory().to(device, non_blocking=True)
+
+
+def memory_format(device: torch.device) -> torch.memory_format:
+    """The conv layout of a single model's training: channels-last on the CPU, oneDNN's own
+    layout (NCHW pays a reorder copy around every convolution; perf/train_throughput.txt
+    measures it); torch's default on GPUs, where the single-model loop has not been
+    measured in channels-last."""
+    return torch.channels_last if device.type == "cpu" else torch.contiguous_format
+
+
+def check_budget(name: str, budget: TrainBudget, min_batch: int = 2) -> None:
+    """A run needs a step and a batch of ``min_batch`` (statistics over the batch, pairs);
+    otherwise a one-line error naming the method."""
+    if budget.steps < 1 or budget.batch_size < min_batch:
+        raise ValueError(
+            f"method {name!r}: need steps >= 1 and batch_size >= {min_batch}, got {budget}"
+        )
 
 
 @dataclass

@@ -1,27 +1,27 @@
-"""The one training loop of every Locatello et al. 2019 VAE variant (and the plain AE).
+"""The training step of every Locatello et al. 2019 VAE variant (and the plain AE).
 
 A variant is a ``VAEMethod`` subclass (:mod:`disbench.methods.nn.vae_method`) that supplies
 only ``regularizer(terms, hp, step)``: a pure function of the batch's latent terms, its
 hyperparameters and the step, added to the Bernoulli reconstruction loss (dlib's
 ``BaseVAE.model_fn``). Variants that set ``uses_discriminator`` (FactorVAE) also get dlib's
 discriminator, updated in the same step from the same forward pass, on codes permuted
-across the batch. The loop, the networks, the optimiser settings and the representation
-(the encoder mean) are shared; the loop sees the variant through the ``Variant`` protocol.
+across the batch. The networks, the step, the optimiser settings and the representation
+(the encoder mean) are shared; :func:`train` hands the step to the one training loop
+(:func:`disbench.methods.nn.loop.run`) and sees the variant through ``Variant``.
 """
 
 from __future__ import annotations
 
-import math
-import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, ClassVar, NamedTuple, Protocol
 
+import attrs
 import numpy as np
 import torch
 from torch import nn
 
 from disbench.api import FitContext, GroundTruthDataset, Representation, TrainBudget
-from disbench.methods.nn import losses
+from disbench.methods.nn import loop, losses
 from disbench.methods.nn.architectures import (
     ConvEncoder,
     DeconvDecoder,
@@ -29,19 +29,8 @@ from disbench.methods.nn.architectures import (
     init_like_tf,
 )
 
-# Shared by every variant: dlib's unsupervised_study_v1 shared.gin (Adam 1e-4, 10 latents).
-VAE_DEFAULTS: dict[str, Any] = {
-    "num_latents": 10,
-    "lr": 1e-4,
-    "adam_beta1": 0.9,
-    "adam_beta2": 0.999,
-    "adam_eps": 1e-8,
-    "precision": "fp32",  # or "bf16": autocast of the forward pass, losses in fp32
-}
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16")  # bf16: autocast of the forward pass, losses in fp32
 ENCODE_CHUNK = 512  # observations per forward pass when encoding/decoding: bounded memory
-CURVE_POINTS = 20  # loss-curve points recorded in the run record
-DRAW_STEPS = 64  # training steps of factors drawn per call on a run's data stream
 
 
 class LatentTerms(NamedTuple):
@@ -134,10 +123,10 @@ class Variant(Protocol):
     def regularizer(terms: LatentTerms, hp: Mapping[str, Any], step: int) -> torch.Tensor: ...
 
 
-def adam(
-    params: Any, hp: Mapping[str, Any], prefix: str = "", fused: bool | None = None
-) -> torch.optim.Adam:
-    """Adam with the run's (or, with ``prefix="disc_"``, the discriminator's) settings."""
+def adam(params: Any, hp: Any, prefix: str = "", fused: bool | None = None) -> torch.optim.Adam:
+    """Adam with the run's (or, with ``prefix="disc_"``, the discriminator's) settings;
+    ``hp`` is the hyperparameter dict or the method's typed ``Params``."""
+    hp = attrs.asdict(hp) if attrs.has(type(hp)) else hp
     betas = (float(hp[f"{prefix}adam_beta1"]), float(hp[f"{prefix}adam_beta2"]))
     return torch.optim.Adam(
         params,
@@ -156,50 +145,9 @@ class Nets(NamedTuple):
     disc: FCDiscriminator | None
     disc_opt: torch.optim.Adam | None
 
-
-class Streams(NamedTuple):
-    """The run's random streams, all derived from its seed; nothing global."""
-
-    init: torch.Generator  # initial weights (CPU)
-    data: np.random.Generator  # factors of the training batches
-    noise: torch.Generator  # reparameterisation noise and FactorVAE permutations (device)
-
-
-def factor_batches(
-    dataset: GroundTruthDataset, rng: np.random.Generator, batch: int
-) -> Iterator[np.ndarray]:
-    """A run's training factors, int64 [batch, K] per step, drawn DRAW_STEPS steps per call.
-
-    One draw per DRAW_STEPS steps rather than per step: a batched group draws for
-    hundreds of models every step, and a numpy call costs ~0.1 ms.
-    """
-    while True:
-        yield from dataset.sample_factors(DRAW_STEPS * batch, rng).reshape(DRAW_STEPS, batch, -1)
-
-
-def to_device(factors: np.ndarray, device: torch.device) -> torch.Tensor:
-    """Factors on ``device``; on CUDA through pinned memory without blocking, so drawing
-    the next batch overlaps the device's work on this one."""
-    tensor = torch.from_numpy(factors)
-    if device.type != "cuda":
-        return tensor
-    return tensor.pin_memory().to(device, non_blocking=True)
-
-
-def memory_format(device: torch.device) -> torch.memory_format:
-    """The single-model loop's conv layout: channels-last on the CPU, oneDNN's own layout
-    (NCHW pays reorder copies: 1.5x slower per step, perf/train_throughput.txt); torch's
-    default on GPUs, where the naive loop has not been measured in channels-last."""
-    return torch.channels_last if device.type == "cpu" else torch.contiguous_format
-
-
-def random_streams(seed: int, device: torch.device) -> Streams:
-    init_seed, data_seed, noise_seed = np.random.SeedSequence(seed).generate_state(3)
-    return Streams(
-        torch.Generator().manual_seed(int(init_seed)),
-        np.random.default_rng(int(data_seed)),
-        torch.Generator(device=device).manual_seed(int(noise_seed)),
-    )
+    def state(self) -> dict[str, Any]:
+        """The networks and optimisers a checkpoint holds (those the run has)."""
+        return {name: net for name, net in self._asdict().items() if net is not None}
 
 
 def build(
@@ -292,127 +240,30 @@ def train(
     budget: TrainBudget,
     ctx: FitContext,
 ) -> VAERepresentation:
-    """Train ``method`` for ``budget.steps`` steps on fresh batches rendered on the device.
-
-    The same seed gives bit-identical weights on the CPU. ``ctx.info`` gets the loss
-    terms averaged over the last 5% of steps and a 20-point loss curve.
-    """
+    """Train ``method`` for ``budget.steps`` steps on fresh batches rendered on the device
+    (``hp`` checked by ``VAEMethod.prepare``). The same seed gives bit-identical weights
+    on the CPU."""
     device = torch.device(ctx.device)
-    streams = random_streams(seed, device)
+    streams = loop.Streams(seed, device)
     nets = build(method, dataset.observation_shape[0], hp, streams.init, device)
-    layout = memory_format(device)
+    layout = loop.memory_format(device)
     nets.model.to(memory_format=layout)
     bf16 = hp["precision"] == "bf16"
+    batches = loop.factor_batches(dataset, streams.data, budget.batch_size)
 
-    curve = LossCurve(budget.steps)
-    first = restore(ctx.checkpoint.load(), nets, [streams], curve) if ctx.checkpoint else 0
-    batches = factor_batches(dataset, streams.data, budget.batch_size)
-    start = time.perf_counter()
-    for step in range(first, budget.steps):
-        # Save at the start of a draw of factors: the data stream then resumes exactly.
-        checkpoint = ctx.checkpoint
-        if checkpoint and step > first and step % DRAW_STEPS == 0 and checkpoint.due():
-            checkpoint.save(snapshot(step, nets, [streams], curve))
-        x = dataset.render_torch(to_device(next(batches), device), device)
+    def step(i: int) -> dict[str, torch.Tensor]:
+        x = dataset.render_torch(loop.to_device(next(batches), device), device)
         x = x.contiguous(memory_format=layout)
-        terms = train_step(method, nets, x, hp, step, streams.noise, bf16)
-        if curve.add(step, terms):
-            ctx.progress(step + 1, budget.steps)
-    seconds = time.perf_counter() - start
-    record_training(ctx, curve.curves[0], seconds, budget.steps, device, hp["precision"])
-    check_finite(method, [(seed, ctx.info["final_losses"])])
+        return train_step(method, nets, x, hp, i, streams.noise, bf16)
+
+    state = {**nets.state(), "streams": streams}
+    curve = loop.LossCurve(budget.steps)
+    loop.run(
+        method.name, [ctx], [seed], budget.steps, step, state, curve, precision=hp["precision"]
+    )
     # Back to the default layout: encodes exactly as the model reloaded from its file does.
     model = nets.model.to(memory_format=torch.contiguous_format)
     return representation(method, model, dataset, hp, seed, budget)
-
-
-def snapshot(step: int, nets: Any, streams: Sequence[Streams], curve: LossCurve) -> dict[str, Any]:
-    """Everything the rest of a run (or a packed group, one stream per model) depends on,
-    at the start of ``step``; ``nets`` is a ``Nets`` or a packed group's networks."""
-    return {
-        "step": step,
-        "nets": {k: None if v is None else v.state_dict() for k, v in nets._asdict().items()},
-        "data": [s.data.bit_generator.state for s in streams],
-        "noise": [s.noise.get_state() for s in streams],
-        "curves": curve.curves,
-        "acc": curve._acc,
-    }
-
-
-def restore(
-    saved: dict[str, Any] | None, nets: Any, streams: Sequence[Streams], curve: LossCurve
-) -> int:
-    """Load a :func:`snapshot` into the run; returns the step to continue from (0: none)."""
-    if saved is None:
-        return 0
-    for name, state in saved["nets"].items():
-        if state is not None:
-            getattr(nets, name).load_state_dict(state)
-    for stream, data, noise in zip(streams, saved["data"], saved["noise"], strict=True):
-        stream.data.bit_generator.state = data
-        stream.noise.set_state(noise)
-    curve.curves, curve._acc = saved["curves"], saved["acc"]
-    return int(saved["step"])
-
-
-class LossCurve:
-    """CURVE_POINTS-point loss curves of one model or of a packed group of models.
-
-    Loss terms (scalars, or [N] for N packed models) are summed on the device between
-    points, so training never waits for the device except at a point.
-    """
-
-    def __init__(self, steps: int) -> None:
-        self.steps = steps
-        self.chunk = max(1, math.ceil(steps / CURVE_POINTS))
-        self.curves: list[list[dict[str, float]]] = []  # one curve per model
-        self._acc: torch.Tensor | None = None
-
-    def add(self, step: int, terms: Mapping[str, torch.Tensor]) -> bool:
-        """Add step ``step``'s terms; True when it closed a curve point."""
-        values = torch.stack(list(terms.values()), -1)  # [T] or [N, T]
-        self._acc = values if self._acc is None else self._acc + values
-        if (step + 1) % self.chunk and step + 1 != self.steps:
-            return False
-        means = (self._acc / ((step % self.chunk) + 1)).reshape(-1, len(terms)).tolist()
-        self.curves = self.curves or [[] for _ in means]
-        for curve, row in zip(self.curves, means, strict=True):
-            curve.append({"step": step + 1, **dict(zip(terms, row, strict=True))})
-        self._acc = None
-        return True
-
-
-def record_training(
-    ctx: FitContext,
-    curve: list[dict[str, float]],
-    seconds: float,
-    steps: int,
-    device: torch.device,
-    precision: str,
-) -> None:
-    """Put the final losses (last curve point), the curve and the timings into ``ctx.info``."""
-    ctx.info.update(
-        {
-            "final_losses": {k: v for k, v in curve[-1].items() if k != "step"},
-            "loss_curve": curve,
-            "train_seconds": seconds,
-            "steps_per_second": steps / seconds,
-            "device": str(device),
-            "precision": precision,
-        }
-    )
-    if device.type == "cuda":
-        ctx.info["deterministic_algorithms"] = torch.are_deterministic_algorithms_enabled()
-        ctx.info["cudnn_deterministic"] = bool(torch.backends.cudnn.deterministic)
-
-
-def check_finite(method: Variant, finals: Sequence[tuple[int, dict[str, float]]]) -> None:
-    """Raise naming the runs, by seed, whose final (seed, loss terms) are not finite."""
-    bad = [(seed, f) for seed, f in finals if not all(math.isfinite(v) for v in f.values())]
-    if bad:
-        raise FloatingPointError(
-            f"method {method.name!r}: non-finite loss terms (seed, terms): {bad}"
-        )
 
 
 def representation(

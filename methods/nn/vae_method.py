@@ -1,9 +1,11 @@
 """The base class of every Locatello et al. 2019 VAE variant (and the plain AE).
 
-A variant supplies only ``regularizer(terms, hp, step)`` and its defaults; ``fit`` runs the
-one training loop (:mod:`disbench.methods.nn.vae`), ``fit_many`` the packed batched one
-(:mod:`disbench.methods.nn.batched`). Both loops see the variant through ``vae.Variant``,
-so neither imports this module.
+A variant supplies only ``regularizer(terms, hp, step)`` and its ``Params`` (a subclass of
+:class:`VAEParams`, the settings every variant shares); ``fit`` trains one model
+(:func:`disbench.methods.nn.vae.train`), ``fit_many`` packed groups
+(:mod:`disbench.methods.nn.batched`), both through the one training loop
+(:mod:`disbench.methods.nn.loop`). They see the variant through ``vae.Variant``, so
+neither imports this module.
 """
 
 from __future__ import annotations
@@ -12,17 +14,40 @@ from abc import abstractmethod
 from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 
+import attrs
 import torch
 
-from disbench.api import FitContext, GroundTruthDataset, Method, Representation, TrainBudget
+from disbench.api import (
+    FitContext,
+    GroundTruthDataset,
+    Method,
+    Representation,
+    TrainBudget,
+    param,
+)
 from disbench.methods.nn import batched, vae
 from disbench.methods.nn.architectures import check_reference_shape
+from disbench.methods.nn.loop import check_budget
 from disbench.methods.nn.vae import PRECISIONS, LatentTerms
+
+
+@attrs.frozen(kw_only=True)
+class VAEParams:
+    """What every variant shares: dlib's unsupervised_study_v1 shared.gin (Adam 1e-4,
+    10 latents), and the precision of the forward pass."""
+
+    num_latents: int = param(10, int, ge=1)
+    lr: float = param(1e-4, gt=0)
+    adam_beta1: float = param(0.9, ge=0, lt=1)
+    adam_beta2: float = param(0.999, ge=0, lt=1)
+    adam_eps: float = param(1e-8, gt=0)
+    precision: str = param("fp32", str, choices=PRECISIONS)
 
 
 class VAEMethod(Method):
     """Base of the Locatello et al. 2019 baselines; subclasses define ``regularizer``."""
 
+    Params: ClassVar[type] = VAEParams  # a variant with its own options subclasses it
     framework: ClassVar[str] = "torch"
     batchable: ClassVar[bool] = True  # fit_many trains a group as one packed model
     checkpoints: ClassVar[bool] = True  # fit and fit_many resume from ctx.checkpoint
@@ -44,20 +69,6 @@ class VAEMethod(Method):
     def regularizer(terms: LatentTerms, hp: Mapping[str, Any], step: int) -> torch.Tensor:
         """The variant's term added to the reconstruction loss (dlib's ``regularizer``)."""
 
-    def check_hparams(self, hp: Mapping[str, Any], budget: TrainBudget) -> None:
-        """Raise a one-line error naming the method and the option at fault."""
-        if hp["precision"] not in PRECISIONS:
-            raise ValueError(
-                f"method {self.name!r}: precision must be one of {PRECISIONS}, "
-                f"got {hp['precision']!r}"
-            )
-        if int(hp["num_latents"]) < 1 or float(hp["lr"]) <= 0:
-            raise ValueError(f"method {self.name!r}: need num_latents >= 1 and lr > 0")
-        if budget.steps < 1 or budget.batch_size < 2:
-            raise ValueError(
-                f"method {self.name!r}: need steps >= 1 and batch_size >= 2, got {budget}"
-            )
-
     def prepare(
         self,
         dataset: GroundTruthDataset,
@@ -65,12 +76,15 @@ class VAEMethod(Method):
         budget: TrainBudget,
         ctx: FitContext,
     ) -> dict[str, Any]:
-        """Check a run's options and return the hyperparameters it trains with.
+        """Check a run's options (``Params``, the budget, the dataset) and return the
+        hyperparameters it trains with: a dict, since the batched trainer passes the
+        regulariser per-model values as tensors.
 
         Variants whose defaults depend on the budget resolve them here (and note them in
         ``ctx.info``), so ``fit`` and ``fit_many`` train with the same values.
         """
-        self.check_hparams(hparams, budget)
+        self.typed(dict(hparams))
+        check_budget(self.name, budget)
         check_reference_shape(self.name, dataset)
         return dict(hparams)
 
