@@ -1,8 +1,11 @@
 """The report: ``scores.csv``, plots, ``leaderboard.md`` and ``leaderboard.html``, rebuilt
 from the run records alone. The same records give byte-identical markdown and HTML.
 
-:mod:`.sections` decides what a cell may pool and every caveat; :mod:`.plots`,
-:mod:`.markdown` and :mod:`.html` only present it.
+:mod:`.pooling` decides what a cell may pool and carries each metric's facts as the
+records state them, :mod:`.stats` ranks and tests, :mod:`.wording` says it; :mod:`.plots`,
+:mod:`.markdown` and :mod:`.html` only present it. Nothing here imports the registry: a
+report rebuilt after a code change still says what its records say (the papers' claims
+page, :mod:`disbench.papers`, likewise).
 """
 
 from __future__ import annotations
@@ -11,22 +14,22 @@ import json
 import sys
 from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from disbench.papers import write_claims
 from disbench.report.html import write_html
 from disbench.report.markdown import write_markdown
-from disbench.report.paper_claims import write_claims
 from disbench.report.plots import method_colours, write_section_plots
-from disbench.report.sections import Section, sections
+from disbench.report.pooling import Section, check_facts, sections
+from disbench.run.schema import Record
 from disbench.run.store import ResultsStore, atomic_write_text
 
 __all__ = ["build_report", "tidy_scores"]
 
 
-def tidy_scores(records: Iterable[dict[str, Any]], studies: list[Section]) -> pd.DataFrame:
+def tidy_scores(records: Iterable[Record], studies: list[Section]) -> pd.DataFrame:
     """One row per run x score (failed runs appear once, with no metric), with the study
     and the row label the leaderboard pools it under."""
     where = {
@@ -82,10 +85,15 @@ def base_columns() -> list[str]:
 
 
 def build_report(
-    out: Path, leaderboard: Path, profile: str | None = None, claims: Path | None = None
+    out: Path,
+    leaderboard: Path,
+    profile: str | None = None,
+    claims: Path | None = None,
+    figures: bool = True,
 ) -> dict[str, Path]:
     """Everything from ``<out>/runs/*.json`` (or one profile's runs); with ``claims``, also
-    that page when the records hold runs of the ``claims`` profile."""
+    that page when the records hold runs of the ``claims`` profile. ``figures=False``
+    rewrites the texts only (linking the figures where a full build writes them)."""
     store = ResultsStore(out)
     records, bad = store.scan()
     for path, why in bad:
@@ -97,11 +105,12 @@ def build_report(
         raise FileNotFoundError(
             f"no run records {what}under {store.runs_dir}; run `disbench run` first"
         )
+    check_facts(records, out)
     studies = sections(records)
     csv_path = out / "scores.csv"
     atomic_write_text(csv_path, tidy_scores(records, studies).to_csv(index=False))
     colours = method_colours([r["spec"]["method"] for r in records])
-    plots = {s.slug: write_section_plots(s, out / "plots", colours) for s in studies}
+    plots = {s.slug: write_section_plots(s, out / "plots", colours, figures) for s in studies}
     html_path = out / "leaderboard.html"
     claims_text = write_claims(records) if claims is not None else None
     written: dict[str, Path] = {}

@@ -10,7 +10,9 @@ import jinja2
 import numpy as np
 
 from disbench.report.markdown import cell, column, rel, significance_lines
-from disbench.report.sections import LEGEND, Section, rank_definition, rebuilt_methods
+from disbench.report.pooling import Section
+from disbench.report.wording import LEGEND, rank_definition, rebuilt_methods, study_header
+from disbench.run.schema import Record
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("disbench.report", "."),
@@ -21,7 +23,7 @@ _ENV = jinja2.Environment(
 
 def write_html(
     sections: list[Section],
-    records: list[dict[str, Any]],
+    records: list[Record],
     plots: dict[str, dict[str, Path]],
     root: Path,
     path: Path,
@@ -84,7 +86,7 @@ def _section(section: Section, plots: dict[str, Path], root: Path, base: Path) -
     return {
         "slug": section.slug,
         "title": section.title,
-        "header": section.header,
+        "header": study_header(section),
         "datasets": datasets,
         "plots": [(name, rel(p, base)) for name, p in plots.items()],
     }

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
-from disbench.report.sections import (
+from disbench.report.pooling import Row, Section
+from disbench.report.wording import (
     LEGEND,
-    Row,
-    Section,
-    method_paper_results,
+    paper_results,
     rank_definition,
     rebuilt_methods,
+    study_header,
 )
+from disbench.run.schema import Record
 
 
 def rel(path: Path, start: Path) -> str:
@@ -58,7 +58,7 @@ def significance_lines(section: Section, dataset: str) -> list[str]:
 
 def write_markdown(
     sections: list[Section],
-    records: list[dict[str, Any]],
+    records: list[Record],
     plots: dict[str, dict[str, Path]],
     root: Path,
     path: Path,
@@ -84,7 +84,7 @@ def write_markdown(
         lines += [f"Do the papers' claims hold? Tested, with verdicts: [{link}]({link}).", ""]
     for section in sections:
         lines += [f"## Study: {section.title}", ""]
-        lines += [f"- {line}" for line in section.header] + [""]
+        lines += [f"- {line}" for line in study_header(section)] + [""]
         links = plots.get(section.slug, {})
         if links:
             lines += ["Plots: " + ", ".join(f"[{n}]({rel(p, base)})" for n, p in links.items()), ""]
@@ -119,11 +119,11 @@ def write_markdown(
                 lines += ["", "Best against runner-up: " + "; ".join(sig) + "."]
             lines.append("")
     lines += _failures(records)
-    lines += _paper_section()
+    lines += _paper_section(records)
     return "\n".join(lines).rstrip() + "\n"
 
 
-def _failures(records: list[dict[str, Any]]) -> list[str]:
+def _failures(records: list[Record]) -> list[str]:
     failed = [r for r in records if r["status"] != "ok"]
     degenerate = [(r, m, e) for r in records for m, e in sorted(r.get("metric_errors", {}).items())]
     lines = []
@@ -157,8 +157,8 @@ def _failures(records: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _paper_section() -> list[str]:
-    results = method_paper_results()
+def _paper_section(records: list[Record]) -> list[str]:
+    results = paper_results(records)
     if not results:
         return []
     lines = [
@@ -170,6 +170,10 @@ def _paper_section() -> list[str]:
         "| method | published dataset | metric | paper-reported | source |",
         "|---|---|---|---|---|",
     ]
-    for method, res in results:
-        lines.append(f"| {method} | {res.dataset} | {res.metric} | {res.value} | {res.source} |")
+    for method, numbers in results.items():
+        for res in numbers:
+            lines.append(
+                f"| {method} | {res['dataset']} | {res['metric']} | {res['value']} "
+                f"| {res['source']} |"
+            )
     return lines + [""]

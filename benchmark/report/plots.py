@@ -4,7 +4,9 @@ rank correlation between metrics. One colour per method in every figure."""
 
 from __future__ import annotations
 
+import functools
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
@@ -14,7 +16,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from disbench.report.sections import Row, Section  # noqa: E402
+from disbench.report.pooling import Row, Section  # noqa: E402
 
 # PNG metadata without the matplotlib version: the same records give the same bytes.
 _META = {"Software": None}
@@ -27,30 +29,40 @@ def method_colours(methods: list[str]) -> dict[str, tuple[float, ...]]:
 
 
 def write_section_plots(
-    section: Section, plot_dir: Path, colours: dict[str, tuple[float, ...]]
+    section: Section, plot_dir: Path, colours: dict[str, tuple[float, ...]], draw: bool = True
 ) -> dict[str, Path]:
-    """Every figure of one study; name -> path."""
+    """Every figure of one study; name -> path. ``draw=False``: only the paths (the texts'
+    links), drawing nothing, for a rebuild of the texts when the figures are current."""
     out_dir = plot_dir / section.slug
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths: dict[str, Path] = {}
+    figures: dict[str, tuple[Path, Callable[[Path], Path]]] = {}
     for dataset, rows in section.rows.items():
         name = _file_name(dataset)
-        paths[f"scores: {dataset}"] = _scores(
-            section, rows, colours, out_dir / f"scores-{name}.png"
+        figures[f"scores: {dataset}"] = (
+            out_dir / f"scores-{name}.png",
+            functools.partial(_scores, section, rows, colours),
         )
         if any(r.curve for r in rows):
-            paths[f"training curves: {dataset}"] = _curves(
-                dataset, rows, colours, out_dir / f"curves-{name}.png"
+            figures[f"training curves: {dataset}"] = (
+                out_dir / f"curves-{name}.png",
+                functools.partial(_curves, dataset, rows, colours),
             )
         swept = _swept(rows)
         if swept:
-            paths[f"score vs hyperparameter: {dataset}"] = _sweeps(
-                section, dataset, rows, swept, colours, out_dir / f"hparams-{name}.png"
+            figures[f"score vs hyperparameter: {dataset}"] = (
+                out_dir / f"hparams-{name}.png",
+                functools.partial(_sweeps, section, dataset, rows, swept, colours),
             )
-    corr = _correlation(section, out_dir / "metric-correlation.png")
-    if corr is not None:
-        paths["metric rank correlation"] = corr
-    return paths
+    scores = _score_table(section)
+    if scores is not None:
+        figures["metric rank correlation"] = (
+            out_dir / "metric-correlation.png",
+            functools.partial(_correlation, section, *scores),
+        )
+    if draw:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        for path, drawer in figures.values():
+            drawer(path)
+    return {name: path for name, (path, _) in figures.items()}
 
 
 def _file_name(dataset: str) -> str:
@@ -157,8 +169,8 @@ def _sweeps(
     return _save(fig, path)
 
 
-def _correlation(section: Section, path: Path) -> Path | None:
-    """Spearman correlation between the metrics' primary scores over every model."""
+def _score_table(section: Section) -> tuple[pd.DataFrame, list[str]] | None:
+    """Every model's primary scores and the metrics to correlate (None: too few of either)."""
     table = pd.DataFrame(
         [
             {m: r["scores"][m][k] for m, k in section.keys.items() if k in r["scores"].get(m, {})}
@@ -170,6 +182,11 @@ def _correlation(section: Section, path: Path) -> Path | None:
     metrics = [m for m in section.metrics if m in table]
     if len(metrics) < 2 or len(table) < 3:
         return None
+    return table, metrics
+
+
+def _correlation(section: Section, table: pd.DataFrame, metrics: list[str], path: Path) -> Path:
+    """Spearman correlation between the metrics' primary scores over every model."""
     corr = table[metrics].corr(method="spearman").to_numpy()
     fig, ax = plt.subplots(figsize=(1.0 * len(metrics) + 2.5, 1.0 * len(metrics) + 1.5))
     image = ax.imshow(corr, cmap="RdBu", vmin=-1, vmax=1)
