@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from disbench.cli import fetch, new_method, score, show
+from disbench.methods import frameworks
 from disbench.registry import DATASETS, METHODS, METRICS, RegistryError, load_plugin
 from disbench.report import build_report
 from disbench.run import verify
@@ -129,9 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _default_profile() -> str:
-    import torch
-
-    return "gpu" if torch.cuda.is_available() else "cpu"
+    return "gpu" if frameworks.get(frameworks.HARNESS).has_gpu() else "cpu"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -181,14 +180,13 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_list(args: argparse.Namespace) -> int:
+    """Every name with its description, read without importing a plugin (no torch, no
+    jax); one that cannot be used says why."""
     for title, registry in (("datasets", DATASETS), ("methods", METHODS), ("metrics", METRICS)):
         print(f"{title}:")
-        for name in registry.names():
-            item = registry.get(name)
-            desc = getattr(item, "description", "") or (item.__doc__ or "").strip().split("\n")[0]
-            print(f"  {name:24s} {desc}")
-        for name, why in sorted(registry.unavailable.items()):
-            print(f"  {name:24s} unavailable: {why}")
+        for entry in registry.listing():
+            text = f"unavailable: {entry.unavailable}" if entry.unavailable else entry.description
+            print(f"  {entry.name:24s} {text}")
     return 0
 
 

@@ -11,9 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-import torch
 
 from disbench.api import FitContext, GroundTruthDataset, Representation, TrainBudget
+from disbench.methods import frameworks
 from disbench.registry import DATASETS, METHODS
 
 
@@ -129,7 +129,8 @@ def check_method(
     hparams = cls.resolve_hparams({})
     budget = TrainBudget(steps, 16)
     _, obs = data.sample(64, np.random.default_rng(1))
-    torch.use_deterministic_algorithms(True, warn_only=True)  # as the harness runs the CPU
+    for helper in frameworks.for_method(cls):
+        helper.deterministic(True)  # as the harness runs the CPU
     codes = []
     for _ in range(2):
         rep = check_representation(name, cls().fit(data, hparams, 0, budget, FitContext()))

@@ -15,8 +15,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-import torch
-
+from disbench.methods import frameworks
 from disbench.registry import METHODS
 from disbench.run import numerics, ray_executor
 from disbench.run.executors import Executor, InProcess, LocalPool
@@ -30,9 +29,10 @@ WAIT_S = 2.0  # between looks at runs another runner holds
 
 def resolve_device(device: str | None, cluster_gpus: int | None = None) -> str:
     """``auto``/None -> ``cuda`` when a GPU is visible, else ``cpu``. A GPU is visible to
-    torch here, or, for a Ray driver, somewhere in the cluster (``cluster_gpus``)."""
+    the harness framework (torch) here, or, for a Ray driver, somewhere in the cluster
+    (``cluster_gpus``)."""
     local = cluster_gpus is None
-    has_gpu = torch.cuda.is_available() if local else cluster_gpus > 0
+    has_gpu = frameworks.get(frameworks.HARNESS).has_gpu() if local else cluster_gpus > 0
     nowhere = (
         "no CUDA device is available (torch sees none)" if local else "the Ray cluster has no GPU"
     )
@@ -73,7 +73,7 @@ def _group_size(value: Any, cls: Any, device: str) -> int:
     if value != "auto":
         raise ValueError(f'group_size must be an integer or "auto", got {value!r}')
     if device == "cuda" and hasattr(cls, "auto_group_size"):
-        if not torch.cuda.is_available():  # a Ray driver on a node without a GPU
+        if not frameworks.get(frameworks.HARNESS).has_gpu():  # a Ray driver without a GPU
             raise ValueError(
                 'group_size = "auto" measures this node\'s GPU and it has none; '
                 "set [execution] group_size to an integer"

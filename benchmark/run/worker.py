@@ -20,10 +20,10 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import torch
 from threadpoolctl import threadpool_limits
 
 from disbench.api import Checkpoint, ContentStyle, FitContext, Representation
+from disbench.methods import frameworks
 from disbench.registry import METHODS, load_plugin
 from disbench.run import numerics
 from disbench.run.contracts import (
@@ -52,10 +52,12 @@ def init_worker(
     worker must have been started with its variables), where progress messages go (a
     callable in-process, a queue from a worker process).
 
-    ``threads`` bounds torch's pool and the BLAS pools of numpy and scipy alike: with
-    BLAS at its default (one thread per core) two workers of scikit-learn fits ran four
-    busy threads on two cores."""
+    ``threads`` bounds the harness framework's pool and the BLAS pools of numpy and scipy
+    alike: BLAS left at its default takes one thread per core in every worker, so parallel
+    workers of scikit-learn fits would ask for more busy threads than the machine has."""
     global _PROGRESS
+    # Loaded first, as it always was, so that the limits below reach its libraries too.
+    harness = frameworks.get(frameworks.HARNESS)
     if not callable(sink):
         _die_with_parent()
     for plugin in plugins:
@@ -63,7 +65,7 @@ def init_worker(
     import scipy.linalg  # noqa: F401 - load scipy's own BLAS so that the limit reaches it
 
     threadpool_limits(threads)
-    torch.set_num_threads(threads)
+    harness.set_threads(threads)
     numerics.apply(numerics_mode)
     send = sink if callable(sink) else (lambda label, step, total: sink.put((label, step, total)))
     _PROGRESS = _throttled(send)
@@ -118,8 +120,10 @@ def execute_group(spec_dicts: list[dict[str, Any]], job: Job) -> list[str]:
 def _execute(store: ResultsStore, specs: list[RunSpec], job: Job) -> list[str]:
     """Train, score and record claimed runs."""
     started = time.perf_counter()
+    helpers = frameworks.for_method(METHODS.get(specs[0].method))
     # Deterministic kernels on the CPU, set before the records take their fingerprints.
-    torch.use_deterministic_algorithms(job.device == "cpu", warn_only=True)
+    for helper in helpers:
+        helper.deterministic(job.device == "cpu")
     records = [new_record(s, job) for s in specs]
     contexts = [
         FitContext(
@@ -153,9 +157,10 @@ def _execute(store: ResultsStore, specs: list[RunSpec], job: Job) -> list[str]:
                     (store.model_dir(spec.train_id) / "model.bin").relative_to(store.root)
                 )
         if todo:
-            torch.manual_seed(specs[todo[0]].seed)
+            for helper in helpers:
+                helper.seed(specs[todo[0]].seed)
             fit_start = time.perf_counter()
-            fitted = _fit_many_splitting(method, dataset, specs, contexts, todo)
+            fitted = _fit_many_splitting(method, dataset, specs, contexts, todo, helpers)
             fit_s = time.perf_counter() - fit_start
             for i, (outcome, group_size) in zip(todo, fitted, strict=True):
                 records[i]["execution"]["group_size"] = group_size
@@ -183,7 +188,12 @@ def _execute(store: ResultsStore, specs: list[RunSpec], job: Job) -> list[str]:
 
 
 def _fit_many_splitting(
-    method: Any, dataset: Any, specs: list[RunSpec], contexts: list[FitContext], todo: list[int]
+    method: Any,
+    dataset: Any,
+    specs: list[RunSpec],
+    contexts: list[FitContext],
+    todo: list[int],
+    helpers: tuple[frameworks.Framework, ...],
 ) -> list[tuple[Representation | Exception, int]]:
     """(outcome, size of the group that trained it) per job of ``todo`` by ``fit_many``; a
     group that runs out of GPU memory is split in two and each half retried, down to one
@@ -197,18 +207,20 @@ def _fit_many_splitting(
         else:
             jobs = [(specs[i].hparams, specs[i].seed, contexts[i]) for i in todo]
             outcome = list(method.fit_many(dataset, jobs, specs[0].budget))
-    except torch.cuda.OutOfMemoryError as exc:
+    except Exception as exc:
+        if not any(helper.is_out_of_memory(exc) for helper in helpers):
+            raise
         if len(todo) == 1:
             return [(exc, 1)]
-        if torch.cuda.is_available():
-            torch.cuda.empty_cache()
+        for helper in helpers:
+            helper.free_memory()
         half = len(todo) // 2
         for i in todo:
             contexts[i].info["out_of_memory_splits"] = (
                 contexts[i].info.get("out_of_memory_splits", 0) + 1
             )
-        return _fit_many_splitting(method, dataset, specs, contexts, todo[:half]) + (
-            _fit_many_splitting(method, dataset, specs, contexts, todo[half:])
+        return _fit_many_splitting(method, dataset, specs, contexts, todo[:half], helpers) + (
+            _fit_many_splitting(method, dataset, specs, contexts, todo[half:], helpers)
         )
     return [(o, len(todo)) for o in outcome]
 
