@@ -1,11 +1,16 @@
-"""The import structure: one namespace, layers that only point down, no import cycle.
+"""The import structure: one namespace, rooms that only point down, no import cycle.
 
 Every ``import`` statement of the project is read from the source (those inside functions
-too, so a lazy import cannot hide a cycle), mapped to disbench modules, and checked:
+too, so a lazy import cannot hide a cycle), mapped to disbench modules, and checked. The
+rooms, each importing only the ones below it (and itself):
 
-    disbench.api                                   imports only itself
-    disbench.datasets / .methods / .metrics        the API and their own kind
-    the harness (every other disbench module)      anything below it
+    disbench.api                                   the plugin API, no framework
+    disbench.datasets / .methods / .metrics        the API and their own kind (the
+                                                   per-framework helpers are in .methods)
+    disbench.registry                              what is registered
+    disbench.run                                   studies, workers, records
+    disbench.report, disbench.papers               from the records alone: no registry
+    disbench.cli, disbench, disbench.__main__      the command
 """
 
 from __future__ import annotations
@@ -19,6 +24,16 @@ from pathlib import Path
 ROOT = Path(__file__).parent.parent
 FOLDERS = {"benchmark": "disbench", "methods": "disbench.methods", "metrics": "disbench.metrics"}
 COMPONENTS = ("disbench.datasets", "disbench.methods", "disbench.metrics")
+# bottom to top; a module is in the room of the longest prefix that names it
+ROOMS: dict[str, tuple[str, ...]] = {
+    "api": ("disbench.api",),
+    "component": COMPONENTS,
+    "registry": ("disbench.registry",),
+    "run": ("disbench.run",),
+    "report": ("disbench.report", "disbench.papers"),
+    "cli": ("disbench.cli", "disbench.__main__"),
+}
+ORDER = list(ROOMS)
 
 
 def _modules() -> dict[str, Path]:
@@ -48,13 +63,27 @@ def _imports(modules: dict[str, Path]) -> dict[str, set[str]]:
     return graph
 
 
-def _layer(module: str) -> str:
-    if module == "disbench.api" or module.startswith("disbench.api."):
-        return "api"
-    for component in COMPONENTS:
-        if module == component or module.startswith(component + "."):
-            return component
-    return "harness"
+def _within(module: str, package: str) -> bool:
+    return module == package or module.startswith(package + ".")
+
+
+def _room(module: str) -> str | None:
+    if module == "disbench":  # the package itself: its docstring only
+        return "cli"
+    return next((r for r, pkgs in ROOMS.items() if any(_within(module, p) for p in pkgs)), None)
+
+
+def _component(module: str) -> str:
+    return next(c for c in COMPONENTS if _within(module, c))
+
+
+def _arrow_up(module: str, target: str) -> bool:
+    """Whether ``module`` importing ``target`` points up (or across two components)."""
+    room, to = _room(module), _room(target)
+    assert room is not None and to is not None
+    if room == to == "component":
+        return _component(module) != _component(target)
+    return ORDER.index(to) > ORDER.index(room)
 
 
 def test_every_module_is_in_the_namespace_and_none_imports_the_old_names() -> None:
@@ -78,21 +107,47 @@ def test_every_module_is_in_the_namespace_and_none_imports_the_old_names() -> No
             assert not old, f"{path}: imports {old}; use disbench"
 
 
-def test_layers_only_point_down() -> None:
-    wrong = []
-    for module, targets in _imports(_modules()).items():
-        layer = _layer(module)
-        for target in targets:
-            allowed = (
-                _layer(target) == "api"
-                if layer == "api"
-                else _layer(target) in ("api", layer)
-                if layer in COMPONENTS
-                else True
-            )
-            if not allowed:
-                wrong.append(f"{module} ({layer}) imports {target} ({_layer(target)})")
+def test_every_module_is_in_a_room() -> None:
+    homeless = sorted(m for m in _modules() if _room(m) is None)
+    assert not homeless, f"add these to a room in ROOMS: {homeless}"
+
+
+def test_rooms_only_point_down() -> None:
+    wrong = [
+        f"{module} ({_room(module)}) imports {target} ({_room(target)})"
+        for module, targets in _imports(_modules()).items()
+        for target in targets
+        if _arrow_up(module, target)
+    ]
     assert not wrong, "\n".join(wrong)
+
+
+def test_an_arrow_up_and_one_across_components_are_seen() -> None:
+    assert _arrow_up("disbench.run.worker", "disbench.cli.score")
+    assert _arrow_up("disbench.registry", "disbench.run.study")
+    assert _arrow_up("disbench.methods.pca", "disbench.metrics.mig")
+    assert _arrow_up("disbench.api._method", "disbench.methods.frameworks")
+    assert not _arrow_up("disbench.run.worker", "disbench.methods.frameworks")
+    assert not _arrow_up("disbench.methods.pca", "disbench.methods._linear")
+
+
+def _reachable(graph: dict[str, set[str]], start: set[str]) -> set[str]:
+    seen, todo = set(start), list(start)
+    while todo:
+        for target in graph.get(todo.pop(), set()) - seen:
+            seen.add(target)
+            todo.append(target)
+    return seen
+
+
+def test_the_report_imports_no_registry() -> None:
+    """Nothing the report or the claims pages import, lazily or not, reaches the registry:
+    they read what the records hold."""
+    graph = _imports(_modules())
+    report = {m for m in graph if _room(m) == "report"}
+    paths = _reachable(graph, report) & {"disbench.registry"}
+    importers = sorted(m for m in _reachable(graph, report) if "disbench.registry" in graph[m])
+    assert not paths, f"the report reaches disbench.registry through {importers}"
 
 
 def _cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -119,8 +174,9 @@ def test_the_cycle_check_sees_an_import_inside_a_function(tmp_path) -> None:
 def test_importing_the_api_imports_neither_torch_nor_jax_nor_the_harness() -> None:
     code = (
         "import sys, disbench.api\n"
-        "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'jax')"
-        " or m in ('disbench.registry', 'disbench.run.runner', 'disbench.run.study')]\n"
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('torch', 'jax', 'flax')"
+        " or m in ('disbench.registry', 'disbench.run.runner', 'disbench.run.study')"
+        " or m.startswith('disbench.methods')]\n"
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
