@@ -24,8 +24,11 @@ from disbench.datasets.cars3d import Cars3D
 from disbench.datasets.dsprites import DSprites
 from disbench.datasets.mpi3d import MPI3DToy
 from disbench.datasets.shapes3d import Shapes3D
+from disbench.papers.engine import above, at_least
+from disbench.papers.locatello2019 import eta_squared
+from disbench.papers.page import write_claims
 from disbench.report import build_report
-from disbench.report.paper_claims import above, at_least, eta_squared, write_claims
+from disbench.run.records import method_facts, metric_facts
 from disbench.run.runner import run_study
 from disbench.run.store import ResultsStore
 from disbench.run.study import load_profile
@@ -62,7 +65,9 @@ def six_scores(spec: dict, seed: int) -> dict:
 
 def claims_records() -> list[dict]:
     out = []
-    for i, run in enumerate(load_profile("claims").runs):
+    runs = load_profile("claims").runs
+    ids = sorted(run.id for run in runs)
+    for i, run in enumerate(runs):
         spec = run.to_dict()
         seed = run.seed
         scores = {"mcc": {"MCC": mcc_for(spec, seed)}, "local_isometry": {"LI": 0.7}}
@@ -83,8 +88,10 @@ def claims_records() -> list[dict]:
                 "status": "ok",
                 "error": None,
                 "scores": scores,
-                "primary": {"mcc": "MCC", "local_isometry": "LI"},
-                "higher_is_better": {"mcc": True, "local_isometry": True},
+                "primary": {name: metric_facts(name, {})["primary"] for name in scores},
+                "higher_is_better": {name: True for name in scores},
+                "metrics": {name: metric_facts(name, s) for name, s in spec["metrics"].items()},
+                "study": {"rank": ["mcc"], "note": "", "profile_runs": ids},
                 "metric_errors": {},
                 "artifacts": {},
                 "info": {"final_losses": losses},
@@ -116,12 +123,18 @@ def test_the_rule_on_hand_made_numbers() -> None:
 
 
 def test_every_claim_reproduced_when_the_numbers_say_so() -> None:
-    text = write_claims(claims_records())
+    # A disdiff run of another profile carries DisDiff's Table 1, as every disdiff record does.
+    disdiff = {**claims_records()[0], "id": "d" * 16, "profile": "cpu"}
+    disdiff["spec"] = {**disdiff["spec"], "method": "disdiff"}
+    disdiff["method"] = method_facts("disdiff")
+    text = write_claims([*claims_records(), disdiff])
     assert text is not None
     assert verdicts(text) == ["reproduced"] * 7
     assert "Duration: " in text and "141 runs" in text
     assert "0.96952" in text and "0.39009" in text  # the papers' numbers, with sources
+    assert "| shapes3d | factor_vae | 0.902 (Yang et al., NeurIPS 2023, Table 1" in text
     assert "needs the published files and a GPU" in text
+    assert "### dot_vae" not in text  # no record of it: no number to compare with
 
 
 def test_verdicts_follow_the_numbers() -> None:
@@ -161,7 +174,9 @@ def test_rebuilt_byte_identically_and_other_versions_not_pooled(tmp_path) -> Non
     assert "docs/claims.md" in (tmp_path / "leaderboard.md").read_text()
     build_report(store.root, tmp_path / "leaderboard.md", claims=page)
     assert page.read_bytes() == first
-    stale = claims_records()[0]  # the same run under another id (an older profile)
+    # The same run under another id (an older profile): the newest record's list of the
+    # profile's runs leaves it out.
+    stale = claims_records()[0]
     stale["id"] = "0" * 16
     stale["scores"]["mcc"]["MCC"] = 0.0
     assert write_claims([*claims_records(), stale]) == first.decode()

@@ -11,10 +11,17 @@ import numpy as np
 import pandas as pd
 
 from disbench.report import build_report
-from disbench.report.sections import sections
+from disbench.report.pooling import sections
+from disbench.run.records import metric_facts
 from disbench.run.runner import run_study
 from disbench.run.store import ResultsStore
 from disbench.run.study import load_profile
+
+
+def with_facts(rec: dict) -> dict:
+    """The metric facts a worker records for the record's metric settings."""
+    rec["metrics"] = {m: metric_facts(m, s) for m, s in rec["spec"]["metrics"].items()}
+    return rec
 
 
 def record(
@@ -28,44 +35,46 @@ def record(
     profile: str = "handmade",
     num_train: int = 1000,
 ) -> dict:
-    return {
-        "id": run_id,
-        "train_id": run_id,
-        "profile": profile,
-        "spec": {
-            "dataset": {"name": "blobs", "params": {}},
-            "method": method,
-            "hparams": {"beta": beta},
-            "seed": seed,
-            "budget": {"steps": 300, "batch_size": 16},
-            "eval_seed": 0,
-            "metrics": {
-                "mig": {"num_train": num_train, "num_bins": 20},
-                "sap_score": {"num_train": num_train, "num_test": 500},
+    return with_facts(
+        {
+            "id": run_id,
+            "train_id": run_id,
+            "profile": profile,
+            "spec": {
+                "dataset": {"name": "blobs", "params": {}},
+                "method": method,
+                "hparams": {"beta": beta},
+                "seed": seed,
+                "budget": {"steps": 300, "batch_size": 16},
+                "eval_seed": 0,
+                "metrics": {
+                    "mig": {"num_train": num_train, "num_bins": 20},
+                    "sap_score": {"num_train": num_train, "num_test": 500},
+                },
+                "versions": {"dataset": 1, "method": 1, "metrics": {"mig": 1, "sap_score": 1}},
             },
-            "versions": {"dataset": 1, "method": 1, "metrics": {"mig": 1, "sap_score": 1}},
-        },
-        "method": {"name": method, "framework": "torch", "reference_code": True},
-        "dataset_label": "blobs",
-        "dataset": {"kind": "procedural"},
-        "status": status,
-        "error": None if status == "ok" else "ValueError: broken",
-        "scores": {"mig": {"discrete_mig": mig}, "sap_score": {"SAP_score": sap}}
-        if status == "ok"
-        else {},
-        "primary": {"mig": "discrete_mig", "sap_score": "SAP_score"},
-        "higher_is_better": {"mig": True, "sap_score": True},
-        "metric_errors": {},
-        "artifacts": {},
-        "info": {},
-        "environment": {
-            "device_name": "test cpu",
-            "packages": {"torch": "2.13.0"},
-            "source": {"commit": "abc123", "dirty": True, "version": "0.1.0"},
-        },
-        "study": {"rank": ["mig", "sap_score"], "note": "3 seeds: coarse" if seed == 1 else ""},
-        "created": f"2026-11-26T00:00:{seed:02d}+00:00",
-    }
+            "method": {"name": method, "framework": "torch", "reference_code": True},
+            "dataset_label": "blobs",
+            "dataset": {"kind": "procedural"},
+            "status": status,
+            "error": None if status == "ok" else "ValueError: broken",
+            "scores": {"mig": {"discrete_mig": mig}, "sap_score": {"SAP_score": sap}}
+            if status == "ok"
+            else {},
+            "primary": {"mig": "discrete_mig", "sap_score": "SAP_score"},
+            "higher_is_better": {"mig": True, "sap_score": True},
+            "metric_errors": {},
+            "artifacts": {},
+            "info": {},
+            "environment": {
+                "device_name": "test cpu",
+                "packages": {"torch": "2.13.0"},
+                "source": {"commit": "abc123", "dirty": True, "version": "0.1.0"},
+            },
+            "study": {"rank": ["mig", "sap_score"], "note": "3 seeds: coarse" if seed == 1 else ""},
+            "created": f"2026-11-26T00:00:{seed:02d}+00:00",
+        }
+    )
 
 
 def table_rows(text: str) -> list[str]:
@@ -183,7 +192,7 @@ def test_caveats_are_marked(tmp_path) -> None:
         rec["scores"]["dci"] = {"disentanglement": 0.4}
         rec["scores"]["factor_vae"] = {"eval_accuracy": 0.36 + 0.04 * seed, "num_active_dims": seed}
         rec["primary"].update({"dci": "disentanglement", "factor_vae": "eval_accuracy"})
-        store.write(rec)
+        store.write(with_facts(rec))
     build_report(store.root, tmp_path / "leaderboard.md")
     text = (tmp_path / "leaderboard.md").read_text()
     assert "| ica [NC2, PI] |" in text

@@ -4,9 +4,3 @@ compares, the rule by name), the verdict engine (:mod:`.engine`), a paper's own 
 its logic is not data (``<name>.py``), and the page (:mod:`.page`). Records alone: like the
 report, nothing here imports the registry, the methods or torch.
 """
-
-from __future__ import annotations
-
-from disbench.papers.page import write_claims
-
-__all__ = ["write_claims"]

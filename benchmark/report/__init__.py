@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from disbench.papers import write_claims
 from disbench.report.html import write_html
 from disbench.report.markdown import write_markdown
 from disbench.report.plots import method_colours, write_section_plots
@@ -94,6 +93,10 @@ def build_report(
     """Everything from ``<out>/runs/*.json`` (or one profile's runs); with ``claims``, also
     that page when the records hold runs of the ``claims`` profile. ``figures=False``
     rewrites the texts only (linking the figures where a full build writes them)."""
+    # The claims page builds on this package's sections and header: imported here, not at
+    # the top, so that either package can be imported first.
+    from disbench.papers.page import write_claims
+
     store = ResultsStore(out)
     records, bad = store.scan()
     for path, why in bad:

@@ -1,4 +1,5 @@
-"""The results store: one JSON record per run under ``<out>/runs/``, written atomically.
+"""The results store: one JSON record per run under ``<out>/runs/``, written atomically
+(its fields: :class:`disbench.run.schema.Record`).
 
 A record appears complete or not at all (temporary file, fsync, rename), so a run
 killed at any moment leaves either its finished record or nothing, and a rerun
@@ -16,6 +17,8 @@ import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from disbench.run.schema import Record
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -42,7 +45,7 @@ RECORD_FORMAT = 2  # the newest record format this disbench reads and writes
 MIN_FREE_MB = 50  # below this, a study refuses to start rather than fail mid-write
 
 
-def checksum(record: dict[str, Any]) -> str:
+def checksum(record: Record | dict[str, Any]) -> str:
     """SHA-256 of the record's canonical JSON, without its own ``checksum`` field."""
     body = {k: v for k, v in record.items() if k != "checksum"}
     text = json.dumps(body, sort_keys=True, separators=(",", ":"), default=_jsonable)
@@ -98,13 +101,13 @@ class ResultsStore:
             for tmp in self.runs_dir.glob(".*.tmp"):
                 tmp.unlink(missing_ok=True)
 
-    def write(self, record: dict[str, Any]) -> Path:
+    def write(self, record: Record) -> Path:
         record = {**record, "checksum": checksum(record)}
         path = self.record_path(record["id"])
         atomic_write_text(path, json.dumps(record, indent=1, sort_keys=True, default=_jsonable))
         return path
 
-    def scan(self) -> tuple[list[dict[str, Any]], list[tuple[Path, str]]]:
+    def scan(self) -> tuple[list[Record], list[tuple[Path, str]]]:
         """(the sound records in id order, (path, what is wrong) for every other file)."""
         good, bad = [], []
         for path in sorted(self.runs_dir.glob("*.json")) if self.runs_dir.is_dir() else []:
@@ -115,7 +118,7 @@ class ResultsStore:
                 bad.append((path, problem))
         return good, bad
 
-    def sound(self, run_id: str) -> dict[str, Any] | None:
+    def sound(self, run_id: str) -> Record | None:
         """The record of ``run_id`` if it exists and checks out, else None."""
         path = self.record_path(run_id)
         if not path.is_file():
@@ -123,12 +126,12 @@ class ResultsStore:
         record, problem = _read(path)
         return record if problem is None else None
 
-    def records(self) -> list[dict[str, Any]]:
+    def records(self) -> list[Record]:
         """The sound records, in id order (see :meth:`scan` for the others)."""
         return self.scan()[0]
 
 
-def _read(path: Path) -> tuple[dict[str, Any], str | None]:
+def _read(path: Path) -> tuple[Record, str | None]:
     """A record file and what is wrong with it (None: it is sound)."""
     try:
         record = json.loads(path.read_text())

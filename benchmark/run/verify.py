@@ -34,7 +34,6 @@ from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from scipy import stats
@@ -43,6 +42,7 @@ from disbench.run.executors import LocalPool
 from disbench.run.numerics import same_numerics
 from disbench.run.progress import ProgressDisplay
 from disbench.run.records import Job
+from disbench.run.schema import Record
 from disbench.run.store import ResultsStore
 from disbench.run.study import RunSpec
 
@@ -80,7 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the sample (default 0)")
 
 
-def differences(recorded: dict[str, Any], rerun: dict[str, Any], tolerance: float) -> list[str]:
+def differences(recorded: Record, rerun: Record, tolerance: float) -> list[str]:
     """``metric.key: recorded X, rerun Y`` for every score that differs."""
     out = []
     for metric in sorted(set(recorded) | set(rerun)):
@@ -109,13 +109,13 @@ def permutation_p(recorded: Sequence[float], rerun: Sequence[float]) -> float:
     return float(result.pvalue)
 
 
-def cell_key(record: dict[str, Any]) -> str:
+def cell_key(record: Record) -> str:
     """Records with the same key differ in their seed alone (same profile and spec)."""
     spec = {k: v for k, v in record["spec"].items() if k != "seed"}
     return json.dumps([record.get("profile"), spec], sort_keys=True)
 
 
-def where(record: dict[str, Any]) -> str:
+def where(record: Record) -> str:
     """The numerics a record was made with, in words."""
     fp = record.get("numerics")
     if not fp:
@@ -126,7 +126,7 @@ def where(record: dict[str, Any]) -> str:
     return f"{fp.get('cpu_model')}, ATen {isa}, {fp.get('numerics')} numerics{gpu}"
 
 
-def _rerun(records: list[dict[str, Any]], plugins: tuple[str, ...]) -> list[dict[str, Any]]:
+def _rerun(records: list[Record], plugins: tuple[str, ...]) -> list[Record]:
     """Rerun ``records`` (one numerics mode and thread count) in a fresh worker process."""
     first = records[0]
     threads = int(first.get("execution", {}).get("threads", 1))
@@ -140,7 +140,7 @@ def _rerun(records: list[dict[str, Any]], plugins: tuple[str, ...]) -> list[dict
     return [by_id[r["id"]] for r in records]
 
 
-def _label(record: dict[str, Any]) -> str:
+def _label(record: Record) -> str:
     spec = record["spec"]
     return (
         f"run {record['id']} ({spec['method']} on {record.get('dataset_label')}, "
@@ -149,7 +149,7 @@ def _label(record: dict[str, Any]) -> str:
 
 
 def score_tests(
-    cell: list[dict[str, Any]], reruns: list[dict[str, Any]]
+    cell: list[Record], reruns: list[Record]
 ) -> list[tuple[str, float, list[float], list[float]]]:
     """(``metric.key``, permutation p, recorded values, rerun values) for every metric's
     primary score that each record of the cell and of its rerun holds."""
@@ -162,7 +162,7 @@ def score_tests(
     return out
 
 
-def _check_cell(cell: list[dict[str, Any]], reruns: list[dict[str, Any]], report: Report) -> None:
+def _check_cell(cell: list[Record], reruns: list[Record], report: Report) -> None:
     """The permutation test of every primary score of one cell, into ``report``."""
     first = cell[0]
     name = f"{first['spec']['method']} on {first.get('dataset_label')}"
@@ -196,7 +196,7 @@ def verify(out: Path, sample: int, seed: int = 0, plugins: tuple[str, ...] = ())
     good, bad = ResultsStore(out).scan()
     report = Report(problems=[f"{path}: {why}" for path, why in bad])
     finished = [r for r in good if r["status"] == "ok"]
-    cells: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    cells: dict[str, list[Record]] = defaultdict(list)
     for rec in finished:
         cells[cell_key(rec)].append(rec)
     rng = np.random.default_rng(seed)
