@@ -18,6 +18,7 @@ import numpy as np
 from disbench.registry import METRICS as REGISTERED
 from disbench.report import build_report
 from disbench.run.environment import device_name
+from disbench.run.records import metric_facts
 from disbench.run.store import ResultsStore
 
 METRICS = {
@@ -61,6 +62,9 @@ def records(n_methods: int = 10, n_datasets: int = 4, n_seeds: int = 25) -> list
                             "versions": {"dataset": 1, "method": 1, "metrics": {}},
                         },
                         "method": {"name": f"method{m}", "framework": "torch"},
+                        "metrics": {
+                            name: metric_facts(name, METRIC_SETTINGS[name]) for name in METRICS
+                        },
                         "dataset_label": f"dataset{d}",
                         "dataset": {"kind": "procedural"},
                         "status": "ok",
