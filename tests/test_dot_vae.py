@@ -252,7 +252,7 @@ def test_the_representation_pickles_to_the_same_codes_and_offers_z1_z2(fitted) -
     big_k, d, active = hp["max_factors"], hp["entangled_dims"], rep.config["active_dims"]
     mask = GammaMask(big_k, 1, 0.1, 0.1, active=active)
     both = DOTVAE()._representation(
-        rep.model, mask, dataset, {**hp, "code": "z1_z2"}, 0, FitContext()
+        rep.model, mask, dataset, DOTVAE.typed({**hp, "code": "z1_z2"}), 0, FitContext()
     )
     with torch.no_grad():
         means = rep.model.encoder(torch.from_numpy(x))[0].numpy()

@@ -77,7 +77,7 @@ def _episode_codes(dims: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     seen: list[torch.Tensor] = []
     nets.model.decoder.register_forward_pre_hook(lambda _, args: seen.append(args[0].detach()))
     mean = torch.randn(16, 10, generator=torch.Generator().manual_seed(1))
-    hp = ProtoVAE.resolve_hparams({})
+    hp = ProtoVAE.typed(ProtoVAE.resolve_hparams({}))
     loss = episode_loss(nets, mean, dims, hp, torch.Generator().manual_seed(2))
     assert torch.isfinite(loss)
     (codes,) = seen
