@@ -25,8 +25,11 @@ important for reconstruction. Everything else below is this project's choice
 
 from __future__ import annotations
 
+import math
+from functools import partial
 from typing import Any, ClassVar
 
+import attrs
 import numpy as np
 import torch
 from torch import nn
@@ -38,8 +41,10 @@ from disbench.api import (
     Method,
     Representation,
     TrainBudget,
+    param,
     register,
 )
+from disbench.methods.nn import loop
 from disbench.methods.nn.architectures import (
     ConvEncoder,
     DeconvDecoder,
@@ -47,8 +52,19 @@ from disbench.methods.nn.architectures import (
     init_like_tf,
 )
 
-CURVE_POINTS = 20
 CHUNK = 512  # images per forward pass when encoding or decoding
+
+
+@attrs.frozen(kw_only=True)
+class CSDisMoParams:
+    """C-S DisMo's hyperparameters (docs/methods-cs-dismo.md gives the reasons)."""
+
+    content_dims: int = param(6, int, ge=1)
+    style_dims: int = param(4, int, ge=1)
+    num_images: int = param(2000, int, ge=1, doc="training images, each with its own codes")
+    lr: float = param(1e-3, gt=0, doc="generator, affine map and encoders")
+    code_lr: float = param(1e-2, gt=0, doc="the per-image content and style codes")
+    encoder_share: float = param(0.3, gt=0, lt=1, doc="share of the steps for the encoders")
 
 
 def standardise(codes: torch.Tensor, eps: float = 1e-5) -> torch.Tensor:
@@ -108,14 +124,7 @@ class CSDisMoMethod(Method):
     framework: ClassVar[str] = "torch"
     reference_code: ClassVar[bool] = False
     checkpoints: ClassVar[bool] = True
-    defaults: ClassVar[dict[str, Any]] = {
-        "content_dims": 6,
-        "style_dims": 4,
-        "num_images": 2000,
-        "lr": 1e-3,
-        "code_lr": 1e-2,
-        "encoder_share": 0.3,
-    }
+    Params = CSDisMoParams
 
     def fit(
         self,
@@ -125,94 +134,79 @@ class CSDisMoMethod(Method):
         budget: TrainBudget,
         ctx: FitContext,
     ) -> Representation:
-        hp = self._check(dataset, hparams, budget)
+        hp: CSDisMoParams = self.typed(hparams)
+        check_reference_shape(self.name, dataset)
+        loop.check_budget(self.name, budget)
+        code_steps = stage_steps(hp.encoder_share, budget)
         device = torch.device(ctx.device)
-        data_rng = np.random.default_rng(seed)
+        data = np.random.default_rng(seed)
         init = torch.Generator().manual_seed(seed)  # weights and initial codes
-        _, images = dataset.sample(hp["num_images"], data_rng)
+        _, images = dataset.sample(hp.num_images, data)
         x = torch.from_numpy(images).to(device)
-        channels, dc, ds = dataset.observation_shape[0], hp["content_dims"], hp["style_dims"]
+
+        # Stage 1: the generator, the affine map and every image's free codes.
+        channels, dc, ds = dataset.observation_shape[0], hp.content_dims, hp.style_dims
         model = init_like_tf(CSDisMo(channels, dc, ds), init).to(device)
         content = nn.Parameter(0.1 * torch.randn(len(x), dc, generator=init).to(device))
         style = nn.Parameter(0.1 * torch.randn(len(x), ds, generator=init).to(device))
         optimiser = torch.optim.Adam(
             [
-                {"params": model.parameters(), "lr": hp["lr"]},
-                {"params": [content, style], "lr": hp["code_lr"]},
+                {"params": model.parameters(), "lr": hp.lr},
+                {"params": [content, style], "lr": hp.code_lr},
             ]
         )
-        code_steps = budget.steps - int(round(hp["encoder_share"] * budget.steps))
-        every = max(1, budget.steps // CURVE_POINTS)
-        curve: list[dict[str, float]] = []
-        checkpoint = ctx.checkpoint
-        saved = checkpoint.load() if checkpoint else None
-        first = 0
-        if saved is not None:  # resume: everything the rest of the run depends on
-            model.load_state_dict(saved["model"])
-            optimiser.load_state_dict(saved["optimiser"])
-            with torch.no_grad():
-                content.copy_(saved["content"])
-                style.copy_(saved["style"])
-            data_rng.bit_generator.state = saved["data"]
-            init.set_state(saved["init"])
-            curve, first = saved["curve"], saved["step"]
 
-        def state(step: int, **extra: Any) -> dict[str, Any]:
-            return {
-                "step": step,
-                "model": model.state_dict(),
-                "optimiser": optimiser.state_dict(),
-                "content": content.detach().clone(),
-                "style": style.detach().clone(),
-                "data": data_rng.bit_generator.state,
-                "init": init.get_state(),
-                "curve": list(curve),
-                **extra,
-            }
-
-        for step in range(first, code_steps):
-            if checkpoint and step > first and checkpoint.due():
-                checkpoint.save(state(step))
-            batch = torch.from_numpy(data_rng.integers(0, len(x), budget.batch_size)).to(device)
-            logits = model(standardise(content)[batch], style[batch])
-            loss = reconstruction(logits, x[batch])
+        def code_step(i: int) -> dict[str, torch.Tensor]:
+            batch = torch.from_numpy(data.integers(0, len(x), budget.batch_size)).to(device)
+            loss = reconstruction(model(standardise(content)[batch], style[batch]), x[batch])
             optimiser.zero_grad()
             loss.backward()
             optimiser.step()
-            if (step + 1) % every == 0 or step + 1 == code_steps:
-                curve.append({"step": step + 1, "loss": loss.item(), "stage": 1.0})
-                ctx.progress(step + 1, budget.steps)
+            return {"loss": loss.detach()}
 
+        state: dict[str, Any] = {
+            "model": model,
+            "optimiser": optimiser,
+            "codes": loop.Tensors(content=content, style=style),
+            "streams": loop.Generators(data=data, init=init),
+        }
+        code_curve = loop.LossCurve(budget.steps, end=code_steps)
+        # Two phases on one checkpoint; images are drawn per step, so any step can save.
+        stage = partial(loop.run, self.name, [ctx], [seed], total=budget.steps, save_every=1)
+        stage(range(0, code_steps), code_step, state, code_curve, curve_name="code_curve")
+
+        # Stage 2: encoders regress the optimised codes of the training images.
         targets = torch.cat([standardise(content), style], dim=1).detach()
         encoder = init_like_tf(ConvEncoder(channels, dc + ds), init).to(device)
-        enc_optimiser = torch.optim.Adam(encoder.parameters(), lr=hp["lr"])
-        if saved is not None and "encoder" in saved:
-            encoder.load_state_dict(saved["encoder"])
-            enc_optimiser.load_state_dict(saved["enc_optimiser"])
-        for step in range(max(first, code_steps), budget.steps):
-            if checkpoint and step > first and checkpoint.due():
-                extra = {
-                    "encoder": encoder.state_dict(),
-                    "enc_optimiser": enc_optimiser.state_dict(),
-                }
-                checkpoint.save(state(step, **extra))
-            batch = torch.from_numpy(data_rng.integers(0, len(x), budget.batch_size)).to(device)
+        enc_optimiser = torch.optim.Adam(encoder.parameters(), lr=hp.lr)
+
+        def encoder_step(i: int) -> dict[str, torch.Tensor]:
+            batch = torch.from_numpy(data.integers(0, len(x), budget.batch_size)).to(device)
             loss = ((encoder(x[batch])[0] - targets[batch]) ** 2).sum(1).mean()
             enc_optimiser.zero_grad()
             loss.backward()
             enc_optimiser.step()
-            if (step + 1) % every == 0 or step + 1 == budget.steps:
-                curve.append({"step": step + 1, "encoder_loss": loss.item(), "stage": 2.0})
-                ctx.progress(step + 1, budget.steps)
+            return {"encoder_loss": loss.detach()}
+
+        state.update(code_curve=code_curve, encoder=encoder, enc_optimiser=enc_optimiser)
+        encoder_curve = loop.LossCurve(budget.steps, start=code_steps)
+        encoders = range(code_steps, budget.steps)
+        done = stage(encoders, encoder_step, state, encoder_curve, record=False)
+        final = encoder_curve.curves[0][-1]["encoder_loss"]
+        if not math.isfinite(final):
+            raise FloatingPointError(f"method 'cs_dismo': non-finite encoder loss (seed {seed})")
 
         rep = CSDisMoRepresentation(encoder, model, dc)
         encoded = rep.encode(images)
         fitted = targets.cpu().numpy()
         r2 = 1 - ((encoded - fitted) ** 2).sum(0) / ((fitted - fitted.mean(0)) ** 2).sum(0)
+        seconds = ctx.info["train_seconds"] + done.seconds  # both stages
+        ctx.info["final_losses"]["encoder_loss"] = final
         ctx.info.update(
             {
-                "loss_curve": [p for p in curve if "loss" in p],
-                "encoder_curve": [p for p in curve if "encoder_loss" in p],
+                "encoder_curve": encoder_curve.curves[0],
+                "train_seconds": seconds,
+                "steps_per_second": budget.steps / seconds if seconds > 0 else math.inf,
                 "code_split": {"content": list(range(dc)), "style": list(range(dc, dc + ds))},
                 "encoder_r2_train": [round(float(v), 4) for v in r2],
                 "stage_steps": {"codes": code_steps, "encoders": budget.steps - code_steps},
@@ -220,23 +214,16 @@ class CSDisMoMethod(Method):
         )
         return rep
 
-    def _check(
-        self, dataset: GroundTruthDataset, hparams: dict[str, Any], budget: TrainBudget
-    ) -> dict[str, Any]:
-        """Resolved hyperparameters; a one-line error naming the option at fault."""
-        hp = dict(hparams)
-        for key in ("content_dims", "style_dims", "num_images"):
-            hp[key] = int(hp[key])
-            if hp[key] < 1:
-                raise ValueError(f"method 'cs_dismo': {key}={hp[key]} must be >= 1")
-        if not 0 < float(hp["encoder_share"]) < 1:
-            raise ValueError("method 'cs_dismo': encoder_share must be in (0, 1)")
-        check_reference_shape(self.name, dataset)
-        if budget.steps < 2 or budget.batch_size < 2:
-            raise ValueError(
-                f"method 'cs_dismo': need steps >= 2 and batch_size >= 2, got {budget}"
-            )
-        return hp
+
+def stage_steps(encoder_share: float, budget: TrainBudget) -> int:
+    """Steps of stage 1 (the codes); a one-line error when either stage would get none."""
+    code_steps = budget.steps - int(round(encoder_share * budget.steps))
+    if not 0 < code_steps < budget.steps:
+        raise ValueError(
+            f"method 'cs_dismo': encoder_share={encoder_share} of steps={budget.steps} leaves "
+            "a stage without steps"
+        )
+    return code_steps
 
 
 def reconstruction(logits: torch.Tensor, x: torch.Tensor) -> torch.Tensor:

@@ -104,3 +104,23 @@ def test_the_harness_scores_it_with_the_transfer_metric_and_grid(tmp_path) -> No
     assert text.count("## Study: ") == 1
     assert "| cs_dismo [PR" in text and "| pca [PI] |" in text
     assert "[transfer](results/plots/transfers/" in text
+
+
+@pytest.mark.parametrize(
+    ("given", "message"),
+    [
+        ({"encoder_share": 1.0}, "method 'cs_dismo': hyperparameter encoder_share must be < 1"),
+        ({"num_images": 0}, "method 'cs_dismo': hyperparameter num_images must be >= 1, got 0"),
+        ({"content_dims": 6.0}, "hyperparameter content_dims must be an integer, got 6.0"),
+    ],
+)
+def test_a_bad_hyperparameter_is_one_line_naming_it(given: dict, message: str) -> None:
+    with pytest.raises(ValueError) as info:
+        CSDisMoMethod.resolve_hparams(given)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_a_budget_that_leaves_a_stage_without_steps_is_a_clear_error() -> None:
+    hp = CSDisMoMethod.resolve_hparams({"encoder_share": 0.1, "num_images": 10})
+    with pytest.raises(ValueError, match=r"encoder_share=0.1 of steps=4 leaves a stage without"):
+        CSDisMoMethod().fit(Blobs(positions=8, sizes=2), hp, 0, TrainBudget(4, 16), FitContext())
