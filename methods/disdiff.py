@@ -24,25 +24,26 @@ E's output, giving an N-dim code (``representation = "raw"`` gives all N x d num
 from __future__ import annotations
 
 import copy
-import time
-from collections.abc import Callable
+from collections.abc import Sequence
 from typing import Any, ClassVar
 
+import attrs
 import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from disbench.api import (
-    Checkpoint,
     FitContext,
     GroundTruthDataset,
     Method,
     PaperResult,
     Representation,
     TrainBudget,
+    param,
     register,
 )
+from disbench.methods.diffusion.first_stage import FIRST_STAGES
 from disbench.methods.diffusion.pretrain import (
     PretrainedDPM,
     pretrained_dpm,
@@ -50,6 +51,7 @@ from disbench.methods.diffusion.pretrain import (
     warmup_factor,
 )
 from disbench.methods.diffusion.unet import SubGradientDecoder
+from disbench.methods.nn import loop
 
 _SOURCE = "Yang et al., NeurIPS 2023, Table 1 (mean over seeds; checked via the wizwand listing)"
 # The paper's verified numbers, on the published datasets they name (never computed here).
@@ -136,20 +138,53 @@ COMMON: dict[str, Any] = {
 PRESETS = {"cpu": {**COMMON, **CPU_PRESET}, "official": {**COMMON, **OFFICIAL_PRESET}}
 
 
-def resolve_config(hparams: dict[str, Any], dataset: GroundTruthDataset) -> dict[str, Any]:
-    """The preset named by ``hparams['preset']`` overlaid with every hparam that is not None."""
-    preset = hparams.get("preset", "cpu")
-    if preset not in PRESETS:
-        raise ValueError(f"method 'disdiff': unknown preset {preset!r}; known: {sorted(PRESETS)}")
-    given = {k: v for k, v in hparams.items() if k != "preset" and v is not None}
-    cfg = {**PRESETS[preset], **given}
+@attrs.frozen(kw_only=True)
+class DisDiffParams:
+    """DisDiff's hyperparameters: a preset, and any of its keys overridden (None: the
+    preset's value; the presets above give the reasons)."""
+
+    preset: str = param("cpu", str, choices=tuple(PRESETS))
+    timesteps: int | None = param(None, int, ge=2)
+    linear_start: float | None = param(None, gt=0, lt=1)
+    linear_end: float | None = param(None, gt=0, lt=1)
+    dis_weight: float | None = param(None, ge=0, doc="None: 0.05, or 0.01 on MPI3D datasets")
+    dis_loss_type: str | None = param(None, str, choices=("Z", "IM"))
+    representation: str | None = param(None, str, choices=("pca", "raw"))
+    pretrain_seed: int | None = param(None, int, ge=0)
+    pool_factor: int | None = param(None, int, ge=1)
+    ae_channels: int | None = param(None, int, ge=1)
+    ae_channel_mult: Sequence[int] | None = param(None, Sequence)
+    ae_res_blocks: int | None = param(None, int, ge=0)
+    ae_embed_dim: int | None = param(None, int, ge=1)
+    ae_steps: int | None = param(None, int, ge=0)
+    ae_batch_size: int | None = param(None, int, ge=1)
+    ae_lr: float | None = param(None, gt=0)
+    ae_kl_weight: float | None = param(None, ge=0)
+    first_stage: str | None = param(None, str, choices=FIRST_STAGES)
+    model_channels: int | None = param(None, int, ge=1)
+    channel_mult: Sequence[int] | None = param(None, Sequence)
+    num_res_blocks: int | None = param(None, int, ge=0)
+    attention_resolutions: Sequence[int] | None = param(None, Sequence)
+    num_heads: int | None = param(None, int, ge=1)
+    dpm_steps: int | None = param(None, int, ge=0)
+    dpm_batch_size: int | None = param(None, int, ge=1)
+    dpm_lr: float | None = param(None, gt=0)
+    dpm_warmup: int | None = param(None, int, ge=0)
+    scale_by_std: bool | None = param(None, bool)
+    latent_unit: int | None = param(None, int, ge=1)
+    unit_dim: int | None = param(None, int, ge=1)
+    encoder_channels: int | None = param(None, int, ge=1)
+    lr: float | None = param(None, gt=0)
+    warmup_steps: int | None = param(None, int, ge=0)
+    pca_points: int | None = param(None, int, ge=2, doc="observations the per-unit PCA sees")
+
+
+def resolve_config(hp: DisDiffParams, dataset: GroundTruthDataset) -> dict[str, Any]:
+    """The preset named by ``hp.preset`` overlaid with every hyperparameter that is set."""
+    given = {k: v for k, v in attrs.asdict(hp, recurse=False).items() if v is not None}
+    cfg = {**PRESETS[given.pop("preset")], **given}
     if cfg["dis_weight"] is None:
         cfg["dis_weight"] = 0.01 if "mpi3d" in dataset.name.lower() else 0.05
-    for name, allowed in (("representation", ("pca", "raw")), ("dis_loss_type", ("Z", "IM"))):
-        if cfg[name] not in allowed:
-            raise ValueError(
-                f"method 'disdiff': {name} must be one of {allowed}, got {cfg[name]!r}"
-            )
     return cfg
 
 
@@ -305,74 +340,60 @@ def train_phase3(
     cfg: dict[str, Any],
     seed: int,
     budget: TrainBudget,
-    progress: Callable[[int, int], None] = lambda step, total: None,
-    checkpoint: Checkpoint | None = None,
-) -> tuple[ImageEncoder, SubGradientDecoder, dict[str, list[float]]]:
+    ctx: FitContext | None = None,
+) -> tuple[ImageEncoder, SubGradientDecoder, list[dict[str, float]]]:
     """Train E and G on the frozen DPM with AdamW and linear warm-up (official phase 3).
 
-    Returns the encoder, the decoder and per-step mean losses (``rec_loss``, ``dis_loss``).
-    With a ``checkpoint`` the loop saves its whole state when due and resumes from it (the
-    pretrained stages resume through their cache).
+    Returns the encoder, the decoder and the loss curve (``rec_loss``, ``dis_loss``), also
+    in ``ctx.info``. With ``ctx.checkpoint`` the run saves and resumes on the shared loop
+    (the pretrained stages resume through their cache).
     """
+    ctx = FitContext() if ctx is None else ctx
     device = dpm.schedule.betas.device
     c, h, w = dataset.observation_shape
-    units, dim, width = int(cfg["latent_unit"]), int(cfg["unit_dim"]), int(cfg["encoder_channels"])
+    units, dim = cfg["latent_unit"], cfg["unit_dim"]
     with torch.random.fork_rng(devices=[]):  # initial weights from the seed only
         torch.manual_seed(seed)
-        encoder = ImageEncoder(c, (h, w), width, units * dim)
+        encoder = ImageEncoder(c, (h, w), cfg["encoder_channels"], units * dim)
         decoder = SubGradientDecoder(dpm.unet.cfg, dpm.unet.skip_channels, units, dim)
     encoder.to(device).train()
     decoder.to(device).train()
     # The frozen copy E' that re-encodes predictions: refreshed from E every step, no grad.
     frozen = copy.deepcopy(encoder).eval().requires_grad_(False)
-
     opt = torch.optim.AdamW([*encoder.parameters(), *decoder.parameters()], lr=cfg["lr"])
-    lr_sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: warmup_factor(s, cfg["warmup_steps"])
-    )
-    rng = np.random.default_rng([seed, 0])
-    gen = torch.Generator(device=device).manual_seed(seed)
-    logs: dict[str, list[float]] = {"rec_loss": [], "dis_loss": []}
-    saved, first = checkpoint.load() if checkpoint else None, 0
-    if saved is not None:
-        for part, state in zip((encoder, decoder, opt, lr_sched), saved["states"], strict=True):
-            part.load_state_dict(state)
-        rng.bit_generator.state = saved["rng"]
-        gen.set_state(saved["gen"])
-        logs, first = saved["logs"], saved["step"]
-    for step in range(first, budget.steps):
-        if checkpoint and step > first and checkpoint.due():
-            checkpoint.save(
-                {
-                    "step": step,
-                    "states": [p.state_dict() for p in (encoder, decoder, opt, lr_sched)],
-                    "rng": rng.bit_generator.state,
-                    "gen": gen.get_state(),
-                    "logs": logs,
-                }
-            )
-        x = sample_images(dataset, budget.batch_size, rng, device)
+    warmup = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: warmup_factor(s, cfg["warmup_steps"]))
+    images = np.random.default_rng([seed, 0])
+    noise_gen = torch.Generator(device=device).manual_seed(seed)
+
+    def step(i: int) -> dict[str, torch.Tensor]:
+        x = sample_images(dataset, budget.batch_size, images, device)
         with torch.no_grad():
-            y0 = dpm.to_latent(x, gen)
-        t = torch.randint(0, dpm.schedule.timesteps, (len(x),), generator=gen, device=device)
-        noise = torch.randn(y0.shape, generator=gen, device=device)
-        unit = torch.randint(0, units, (len(x),), generator=gen, device=device)
+            y0 = dpm.to_latent(x, noise_gen)
+        t = torch.randint(0, dpm.schedule.timesteps, (len(x),), generator=noise_gen, device=device)
+        noise = torch.randn(y0.shape, generator=noise_gen, device=device)
+        unit = torch.randint(0, units, (len(x),), generator=noise_gen, device=device)
         frozen.load_state_dict(encoder.state_dict())
         rec, dis = disdiff_losses(
             encoder, frozen, decoder, dpm, x, y0, t, noise, unit,
             cfg["dis_weight"], cfg["dis_loss_type"],
         )  # fmt: skip
-        loss = rec.mean() + dis.mean()
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"DisDiff: non-finite loss at phase-3 step {step}")
         opt.zero_grad(set_to_none=True)
-        loss.backward()
+        (rec.mean() + dis.mean()).backward()
         opt.step()
-        lr_sched.step()
-        logs["rec_loss"].append(rec.mean().item())
-        logs["dis_loss"].append(dis.mean().item())
-        progress(step + 1, budget.steps)
-    return encoder, decoder, logs
+        warmup.step()
+        return {"rec_loss": rec.mean().detach(), "dis_loss": dis.mean().detach()}
+
+    state = {
+        "encoder": encoder,
+        "decoder": decoder,
+        "optimiser": opt,
+        "warmup": warmup,
+        "streams": loop.Generators(images=images, noise=noise_gen),
+    }
+    curve = loop.LossCurve(budget.steps)
+    # Images are drawn per step, so any step is a checkpoint point.
+    loop.run("disdiff", [ctx], [seed], budget.steps, step, state, curve, save_every=1)
+    return encoder, decoder, curve.curves[0] if curve.curves else []
 
 
 @register
@@ -382,7 +403,7 @@ class DisDiff(Method):
         "DisDiff (Yang et al. 2023): encoder + sub-gradient decoder on a frozen, cached DDPM; "
         "codes = first principal component per latent unit"
     )
-    defaults: ClassVar[dict[str, Any]] = {"preset": "cpu", **{k: None for k in PRESETS["cpu"]}}
+    Params = DisDiffParams
     framework: ClassVar[str] = "torch"
     checkpoints: ClassVar[bool] = True
     paper_results: ClassVar[tuple[PaperResult, ...]] = PAPER_RESULTS
@@ -395,27 +416,17 @@ class DisDiff(Method):
         budget: TrainBudget,
         ctx: FitContext,
     ) -> Representation:
-        cfg = resolve_config(hparams, dataset)
+        cfg = resolve_config(self.typed(hparams), dataset)
         device = torch.device(ctx.device)
         ctx.info["config"] = {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()}
         dpm = pretrained_dpm(dataset, cfg, ctx.cache_dir, device)
         ctx.info["artifacts"] = dpm.info
-
-        units = int(cfg["latent_unit"])
-        start = time.perf_counter()
-        encoder, _, logs = train_phase3(
-            dataset, dpm, cfg, seed, budget, ctx.progress, ctx.checkpoint
-        )
-        ctx.info["phase3"] = {
-            "steps": budget.steps,
-            "batch_size": budget.batch_size,
-            "seconds": round(time.perf_counter() - start, 2),
-            **{name: _every(values) for name, values in logs.items()},
-        }
+        encoder, _, _ = train_phase3(dataset, dpm, cfg, seed, budget, ctx)
+        units = cfg["latent_unit"]
 
         # The official representation fits PCA-1 per unit on the whole (evaluation) dataset;
         # we fit it once here, on pca_points observations drawn with the run's seed.
-        factors = dataset.sample_factors(int(cfg["pca_points"]), np.random.default_rng([seed, 1]))
+        factors = dataset.sample_factors(cfg["pca_points"], np.random.default_rng([seed, 1]))
         z = np.concatenate(
             [
                 encode_units(encoder, dataset.render(factors[i : i + 1000]), units)
@@ -427,11 +438,3 @@ class DisDiff(Method):
         return DisDiffRepresentation(
             encoder, units, mean, components, cfg["representation"], str(device)
         )
-
-
-def _every(values: list[float], points: int = 50) -> list[float]:
-    """About ``points`` evenly spaced values of a loss curve, for the run record."""
-    if not values:
-        return []
-    idx = np.unique(np.linspace(0, len(values) - 1, min(points, len(values))).astype(int))
-    return [round(values[i], 6) for i in idx]

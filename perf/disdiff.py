@@ -291,12 +291,12 @@ def learning(args: argparse.Namespace) -> None:
             m = mig(c_tr, f_tr)["discrete_mig"]
             d = dci(c_tr, f_tr, c_te, f_te, mode="fast")
             fv = factor_vae_score(dataset, rep.encode, np.random.default_rng(5), 64, 500, 250, 2000)
-            secs = ctx.info["phase3"]["seconds"]
+            secs = ctx.info["train_seconds"]
             print(f"| {name} | {steps} x {args.batch} | {secs:.1f} | {m:.3f} | "
                   f"{d['disentanglement']:.3f} | {d['informativeness_test']:.3f} | "
                   f"{fv['eval_accuracy']:.3f} |", flush=True)  # fmt: skip
         art = ctx.info["artifacts"]["dpm"]
-        dpm_steps = resolve_config(hp, dataset)["dpm_steps"]
+        dpm_steps = resolve_config(DisDiff.typed(hp), dataset)["dpm_steps"]
         loss = f"L1 {art['first_loss']:.3f} -> {art['final_loss']:.3f}"
         note = f"phase 2: {dpm_steps} DDPM steps x 32, {art['train_seconds']:.1f} s, {loss}"
         print(f"| {name} | ({note}) | | | | | |", flush=True)

@@ -62,7 +62,7 @@ def blobs() -> Blobs:
 
 
 def tiny_cfg(dataset: Blobs, **over: object) -> dict:
-    return resolve_config({**DisDiff.defaults, **TINY, **over}, dataset)
+    return resolve_config(DisDiff.typed({**DisDiff.defaults, **TINY, **over}), dataset)
 
 
 def test_schedule_matches_hand_computation():
@@ -134,8 +134,10 @@ def test_frozen_dpm_unchanged_and_losses_fall(blobs, tmp_path):
         rec0, dis0 = fixed_batch_losses(enc0.eval(), dec0)
         assert torch.count_nonzero(dis0) == 0  # G = 0 at init, so the per-sample weight is 0
 
-        enc, dec, logs = train_phase3(blobs, dpm, cfg, seed=seed, budget=TrainBudget(150, 16))
-        assert np.isfinite(logs["rec_loss"]).all() and np.isfinite(logs["dis_loss"]).all()
+        ctx = FitContext()
+        enc, dec, curve = train_phase3(blobs, dpm, cfg, seed, TrainBudget(150, 16), ctx)
+        assert curve == ctx.info["loss_curve"] and len(curve) == 19  # means of 8 steps, 6 last
+        assert all(np.isfinite([p["rec_loss"], p["dis_loss"]]).all() for p in curve)
         rec1, dis1 = fixed_batch_losses(enc.eval(), dec)
         assert torch.isfinite(rec1).all() and torch.isfinite(dis1).all()
         assert (dis1 > 0).any()  # the disentangling loss is active once G is non-zero
@@ -221,18 +223,20 @@ def test_config_resolution_and_errors(blobs):
     assert tiny_cfg(blobs)["dis_weight"] == 0.05
     mpi = Blobs(positions=8, sizes=1, resolution=32)
     mpi.name = "mpi3d_toy"
-    assert resolve_config(DisDiff.defaults, mpi)["dis_weight"] == 0.01
-    official = resolve_config({**DisDiff.defaults, "preset": "official"}, blobs)
+    assert resolve_config(DisDiff.typed(DisDiff.defaults), mpi)["dis_weight"] == 0.01
+    official = resolve_config(DisDiff.typed({"preset": "official"}), blobs)
     assert (official["latent_unit"], official["unit_dim"], official["model_channels"]) == (
         6,
         32,
         64,
     )
     assert official["first_stage"] == "kl" and official["lr"] == pytest.approx(2.56e-4)
-    with pytest.raises(ValueError, match="unknown preset 'gpu'"):
-        resolve_config({"preset": "gpu"}, blobs)
-    with pytest.raises(ValueError, match="representation must be one of"):
+    with pytest.raises(ValueError, match=r"preset must be one of \['cpu', 'official'\]"):
+        DisDiff.resolve_hparams({"preset": "gpu"})
+    with pytest.raises(ValueError, match="hyperparameter representation must be one of"):
         tiny_cfg(blobs, representation="mean")
+    with pytest.raises(ValueError, match="hyperparameter channel_mult must be Sequence, got 2"):
+        DisDiff.resolve_hparams({"channel_mult": 2})
     with pytest.raises(ValueError, match="unknown hyperparameter"):
         DisDiff.resolve_hparams({"latent_units": 6})
     with pytest.raises(ValueError, match="does not divide dataset 'blobs'"):
