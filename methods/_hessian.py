@@ -36,10 +36,11 @@ DENSE_MAX_POINTS = 1000  # "auto" uses the dense solver up to here, ARPACK beyon
 CHUNK_BYTES = 16 * 2**20  # bound on the gathered neighbourhoods held at once
 ARPACK_SHIFT = 1e-9  # shift-invert at -shift * mean(diag W): W + s I is definite, W is not
 # The per-neighbourhood products are tiny (m x D times D x m): BLAS threads only add
-# start-up cost, and on an oversubscribed machine OpenBLAS's spinning threads made them
-# ~100x slower (measured here), so those loops run with one BLAS thread.
+# start-up cost, and on an oversubscribed machine OpenBLAS's spinning threads wait for
+# cores the others hold, so those loops run with one BLAS thread.
 LOCAL_BLAS_THREADS = 1
-_threadpools: list[ThreadpoolController] = []  # found once: the lookup costs ~7 ms per call
+# Found once: the lookup scans every shared library the process has loaded.
+_threadpools: list[ThreadpoolController] = []
 
 
 def local_blas_threads() -> AbstractContextManager[object]:
@@ -58,8 +59,8 @@ def flush_subnormals(x: np.ndarray) -> np.ndarray:
 
     Rendered Gaussian blobs underflow far from their centre (~2% of the pixels of
     ``isometric_manifold`` are subnormal), and products of two tiny pixels are subnormal
-    too; x86 arithmetic on subnormals is slow: measured here, they made the float32 GEMM
-    of the kNN search ~5x slower. Below this bound no product of two kept values
+    too; x86 arithmetic on subnormals takes a slow microcode path, which held up the
+    float32 GEMM of the kNN search. Below this bound no product of two kept values
     underflows, and such values are far below float32 resolution near 1 anyway.
     """
     x[np.abs(x) < np.sqrt(np.finfo(x.dtype).tiny)] = 0

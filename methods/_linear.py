@@ -5,11 +5,22 @@ from __future__ import annotations
 import warnings
 from typing import Any
 
+import attrs
 import numpy as np
 from sklearn.decomposition import FastICA
 from sklearn.exceptions import ConvergenceWarning
 
-from disbench.api import FitContext, GroundTruthDataset, Representation
+from disbench.api import FitContext, GroundTruthDataset, Representation, param
+
+
+@attrs.frozen(kw_only=True)
+class PixelParams:
+    """The hyperparameters of a linear map of the pixels (PCA; FastICA adds its own)."""
+
+    n_components: int | None = param(
+        None, int, ge=1, doc="codes; None: the dataset's number of factors (privileged)"
+    )
+    num_points: int = param(5000, int, ge=2, doc="training observations")
 
 
 class SklearnRepresentation(Representation):
@@ -28,14 +39,9 @@ def sample_flat(dataset: GroundTruthDataset, n: int, seed: int) -> np.ndarray:
     return obs.reshape(n, -1).astype(np.float64)
 
 
-def n_components(hparams: dict[str, Any], dataset: GroundTruthDataset, ctx: FitContext) -> int:
-    """``hparams['n_components']``, or the dataset's number of factors when it is None
-    (flagged as privileged: a learned model is not told it)."""
-    return num_codes(hparams["n_components"], dataset, ctx)
-
-
 def num_codes(given: Any, dataset: GroundTruthDataset, ctx: FitContext) -> int:
-    """``given``, or when None the dataset's number of factors, flagged as privileged."""
+    """``given``, or when None the dataset's number of factors, flagged as privileged (a
+    learned model is not told it)."""
     if given is not None:
         return int(given)
     ctx.caveat("privileged", f"given the true number of factors ({dataset.num_factors})")

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import attrs
 import numpy as np
 from sklearn.decomposition import FastICA
 from sklearn.neighbors import NearestNeighbors
@@ -33,9 +34,11 @@ from disbench.api import (
     PaperResult,
     Representation,
     TrainBudget,
+    param,
     register,
 )
 from disbench.methods._hessian import (
+    EIGEN_SOLVERS,
     check_neighbours,
     count_components,
     distinct_rows,
@@ -70,6 +73,19 @@ def sample_observations(
     return factors, flush_subnormals(x)
 
 
+@attrs.frozen(kw_only=True)
+class HLLEICAParams:
+    """HLLE + ICA's hyperparameters; ``num_points`` sets the cost (the budget's steps: unused)."""
+
+    d: int | None = param(None, int, ge=1, doc="target dimension; None: the number of factors")
+    k: int | None = param(None, int, ge=1, doc="neighbours; None: default_neighbours(d)")
+    num_points: int = param(2000, int, ge=2, doc="training observations (duplicates merged)")
+    eigen_solver: str = param(
+        "auto", str, choices=EIGEN_SOLVERS, doc="dense up to 1000 distinct points, then arpack"
+    )
+    ica_max_iter: int = param(1000, int, ge=1)
+
+
 class HLLEICARepresentation(Representation):
     """Codes = ICA(HLLE embedding), extended to new observations by local affine fits."""
 
@@ -100,13 +116,7 @@ class HLLEICA(Method):
     description: ClassVar[str] = (
         "Hessian eigenmaps (HLLE) to d dims, then FastICA (Horan, Richardson & Weiss 2021)"
     )
-    defaults: ClassVar[dict[str, Any]] = {
-        "d": None,  # target dimension; None = the dataset's number of factors
-        "k": None,  # neighbours; None = default_neighbours(d)
-        "num_points": 2000,  # training observations N (duplicates are merged)
-        "eigen_solver": "auto",  # auto (dense up to 1000 distinct points) / dense / arpack
-        "ica_max_iter": 1000,
-    }
+    Params = HLLEICAParams
     # Verified from the paper's Fig. 1 (shared notes, methods.md section 3.5); "cat1" is the
     # paper's own GAN-generated image manifold, which disbench cannot build.
     paper_results: ClassVar[tuple[PaperResult, ...]] = (
@@ -126,12 +136,11 @@ class HLLEICA(Method):
         budget: TrainBudget,
         ctx: FitContext,
     ) -> Representation:
-        d = num_codes(hparams["d"], dataset, ctx)
-        if d < 1:
-            raise ValueError(f"hlle_ica: d={d} must be >= 1")
-        k = default_neighbours(d) if hparams["k"] is None else int(hparams["k"])
+        hp: HLLEICAParams = self.typed(hparams)
+        d = num_codes(hp.d, dataset, ctx)
+        k = default_neighbours(d) if hp.k is None else hp.k
         rng = np.random.default_rng(seed)
-        _, x = sample_observations(dataset, int(hparams["num_points"]), rng)
+        _, x = sample_observations(dataset, hp.num_points, rng)
         ctx.progress(1, 4)
         first, inverse = distinct_rows(x)
         distinct = x[first]
@@ -141,9 +150,9 @@ class HLLEICA(Method):
         nb = neighbourhoods(knn, distinct, k)
         ctx.progress(2, 4)
         w = hessian_alignment(distinct, nb, d)
-        embedding, evals, solver = null_embedding(w, d, hparams["eigen_solver"], seed)
+        embedding, evals, solver = null_embedding(w, d, hp.eigen_solver, seed)
         ctx.progress(3, 4)
-        ica, converged = fit_ica(embedding[inverse], d, int(hparams["ica_max_iter"]), seed, ctx)
+        ica, converged = fit_ica(embedding[inverse], d, hp.ica_max_iter, seed, ctx)
         ctx.progress(4, 4)
         components = count_components(nb)
         ctx.info.update(

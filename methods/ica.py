@@ -3,15 +3,16 @@
 The pixels are first projected on their top k principal components (k = the number of
 factors unless set) and FastICA whitens and rotates those k scores. That is the subspace
 FastICA's own whitening keeps, but scikit-learn reaches it through a full SVD of the
-n x C*H*W pixel matrix: one to two minutes per ``cpu``-profile fit at 64x64 on one core,
-and on ``proc_dsprites`` its whitening produced NaN sources. With PCA's randomized SVD
-first, those fits take 1-5 s (``fit_s`` in the committed run records).
+n x C*H*W pixel matrix, where PCA's randomized SVD computes only the top k (the fit times
+are ``fit_s`` in the committed run records); and on ``proc_dsprites`` FastICA's whitening
+produced NaN sources.
 """
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import attrs
 from sklearn.decomposition import PCA
 from sklearn.pipeline import make_pipeline
 
@@ -21,16 +22,28 @@ from disbench.api import (
     Method,
     Representation,
     TrainBudget,
+    param,
     register,
 )
-from disbench.methods._linear import SklearnRepresentation, fit_ica, n_components, sample_flat
+from disbench.methods._linear import (
+    PixelParams,
+    SklearnRepresentation,
+    fit_ica,
+    num_codes,
+    sample_flat,
+)
+
+
+@attrs.frozen(kw_only=True)
+class FastICAParams(PixelParams):
+    max_iter: int = param(400, int, ge=1, doc="FastICA iterations (unconverged: flagged)")
 
 
 @register
 class FastICAMethod(Method):
     name: ClassVar[str] = "fastica"
     description: ClassVar[str] = "FastICA on flattened pixels (PCA whitening, then ICA rotation)"
-    defaults: ClassVar[dict[str, Any]] = {"n_components": None, "num_points": 5000, "max_iter": 400}
+    Params = FastICAParams
 
     def fit(
         self,
@@ -40,9 +53,10 @@ class FastICAMethod(Method):
         budget: TrainBudget,
         ctx: FitContext,
     ) -> Representation:
-        x = sample_flat(dataset, hparams["num_points"], seed)
-        k = n_components(hparams, dataset, ctx)
+        hp: FastICAParams = self.typed(hparams)
+        x = sample_flat(dataset, hp.num_points, seed)
+        k = num_codes(hp.n_components, dataset, ctx)
         pca = PCA(n_components=k, random_state=seed)
-        ica, converged = fit_ica(pca.fit_transform(x), k, int(hparams["max_iter"]), seed, ctx)
+        ica, converged = fit_ica(pca.fit_transform(x), k, hp.max_iter, seed, ctx)
         ctx.info.update({"ica_iterations": int(ica.n_iter_), "ica_converged": converged})
         return SklearnRepresentation(make_pipeline(pca, ica))

@@ -14,14 +14,14 @@ from disbench.api import (
     TrainBudget,
     register,
 )
-from disbench.methods._linear import SklearnRepresentation, n_components, sample_flat
+from disbench.methods._linear import PixelParams, SklearnRepresentation, num_codes, sample_flat
 
 
 @register
 class PCAMethod(Method):
     name: ClassVar[str] = "pca"
     description: ClassVar[str] = "PCA on flattened pixels (codes = top principal components)"
-    defaults: ClassVar[dict[str, Any]] = {"n_components": None, "num_points": 5000}
+    Params = PixelParams
 
     def fit(
         self,
@@ -31,7 +31,9 @@ class PCAMethod(Method):
         budget: TrainBudget,
         ctx: FitContext,
     ) -> Representation:
-        x = sample_flat(dataset, hparams["num_points"], seed)
-        model = PCA(n_components=n_components(hparams, dataset, ctx), random_state=seed).fit(x)
+        hp: PixelParams = self.typed(hparams)
+        x = sample_flat(dataset, hp.num_points, seed)
+        model = PCA(n_components=num_codes(hp.n_components, dataset, ctx), random_state=seed)
+        model.fit(x)
         ctx.info["explained_variance_ratio"] = [float(v) for v in model.explained_variance_ratio_]
         return SklearnRepresentation(model)

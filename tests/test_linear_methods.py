@@ -7,6 +7,7 @@ from __future__ import annotations
 from typing import ClassVar
 
 import numpy as np
+import pytest
 
 from disbench.api import FitContext, GroundTruthDataset, Kind, TrainBudget
 from disbench.methods.ica import FastICAMethod
@@ -66,3 +67,11 @@ def test_runs_flag_privileged_information_and_an_unconverged_ica() -> None:
     FastICAMethod().fit(ds, hp, 0, budget, stopped)
     assert stopped.info["ica_converged"] is False
     assert stopped.info["caveats"] == {"not_converged": "FastICA stopped at max_iter=1 unconverged"}
+
+
+def test_a_bad_hyperparameter_is_one_line_naming_it() -> None:
+    with pytest.raises(ValueError) as info:
+        FastICAMethod.resolve_hparams({"n_components": 0})
+    assert str(info.value) == "method 'fastica': hyperparameter n_components must be >= 1, got 0"
+    with pytest.raises(ValueError, match="method 'pca': hyperparameter num_points must be an int"):
+        PCAMethod.resolve_hparams({"num_points": 500.0})
