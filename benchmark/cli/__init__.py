@@ -7,14 +7,12 @@ import os
 import sys
 from pathlib import Path
 
+from disbench.api import RegistryError
 from disbench.cli import fetch, new_method, score, show
-from disbench.methods import frameworks
-from disbench.registry import DATASETS, METHODS, METRICS, RegistryError, load_plugin
-from disbench.report import build_report
 from disbench.run import verify
-from disbench.run.contracts import check_method
-from disbench.run.runner import failed_runs, run_study
-from disbench.run.study import ProfileError, load_profile, only_methods
+
+# Each command imports the machinery it needs when it runs: `disbench report` reads records
+# alone and loads neither the registry nor torch, `disbench list` reads the registry's table.
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -130,11 +128,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _default_profile() -> str:
+    from disbench.methods import frameworks
+
     return "gpu" if frameworks.get(frameworks.HARNESS).has_gpu() else "cpu"
 
 
 def cmd_run(args: argparse.Namespace) -> int:
     """0 when every run of the study is ok, 1 when any is failed (each listed on stderr)."""
+    from disbench.run.runner import failed_runs, run_study
+    from disbench.run.study import load_profile, only_methods
+
     study = load_profile(args.profile or _default_profile(), args.overrides)
     if args.methods:
         study = only_methods(study, [m.strip() for m in args.methods.split(",") if m.strip()])
@@ -170,6 +173,8 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    from disbench.report import build_report
+
     paths = build_report(args.out, args.leaderboard, args.profile, args.claims)
     claims = f", {paths['claims']}" if "claims" in paths else ""
     print(
@@ -182,6 +187,8 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     """Every name with its description, read without importing a plugin (no torch, no
     jax); one that cannot be used says why."""
+    from disbench.registry import DATASETS, METHODS, METRICS
+
     for title, registry in (("datasets", DATASETS), ("methods", METHODS), ("metrics", METRICS)):
         print(f"{title}:")
         for entry in registry.listing():
@@ -191,6 +198,8 @@ def cmd_list(args: argparse.Namespace) -> int:
 
 
 def cmd_check_method(args: argparse.Namespace) -> int:
+    from disbench.run.contracts import check_method
+
     params = show.parse_params(args.param)
     for line in check_method(args.name, args.dataset, params, args.steps):
         print(f"ok: {line}")
@@ -226,10 +235,13 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if getattr(args, "data_dir", None):
             os.environ["DISBENCH_DATA_DIR"] = str(args.data_dir)
-        for plugin in getattr(args, "plugin", []):
-            load_plugin(plugin)
+        if getattr(args, "plugin", []):
+            from disbench.registry import load_plugin
+
+            for plugin in args.plugin:
+                load_plugin(plugin)
         return COMMANDS[args.command](args)
-    except (ProfileError, RegistryError, FileNotFoundError, ValueError) as exc:
+    except (RegistryError, FileNotFoundError, ValueError) as exc:  # ProfileError is a ValueError
         print(f"disbench: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -23,7 +23,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from disbench.datasets._files import PublishedFile, resolve_data_dir
-from disbench.registry import DATASETS
 
 CHUNK = 1 << 20
 
@@ -38,6 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def fetch(name: str, data_dir: Path, log: Callable[[str], None] = print) -> list[Path]:
     """Fetch every file of the registered dataset ``name`` into ``data_dir``."""
+    from disbench.registry import DATASETS  # the CLI imports the registry only when it runs
+
     cls = DATASETS.get(name)
     if getattr(cls, "kind", "") == "procedural":
         raise FetchError(f"{name}: a procedural dataset, rendered on demand; nothing to fetch")

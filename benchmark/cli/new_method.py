@@ -15,7 +15,7 @@ from pathlib import Path
 
 import jinja2
 
-from disbench.registry import METHODS, RegistryError
+from disbench.api import RegistryError
 
 _ENV = jinja2.Environment(
     loader=jinja2.PackageLoader("disbench", "templates/new_method"),
@@ -49,6 +49,8 @@ def check_name(name: str) -> None:
             f"new-method {name!r}: a method name must be a lower-case Python identifier "
             "(letters, digits, underscores; e.g. my_vae)"
         )
+    from disbench.registry import METHODS  # the CLI imports the registry only when it runs
+
     if name in METHODS or name in METHODS.unavailable:
         raise ValueError(f"new-method {name!r}: a method of that name is already registered")
 

@@ -19,9 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from disbench.api import EvalContext
-from disbench.registry import METRICS, RegistryError
-from disbench.run.evaluate import run_metrics
+from disbench.api import EvalContext, RegistryError
 from disbench.run.overrides import parse_override
 
 REQUIRED = ("codes_train", "factors_train")
@@ -155,6 +153,9 @@ def score(
         seed=seed,
     )
     n_train, n_test = len(ctx.points("train")[0]), len(ctx.points("test")[0])
+    from disbench.registry import METRICS
+    from disbench.run.evaluate import run_metrics
+
     known = {k for name in names for k in METRICS.get(name).defaults}
     unknown = sorted(set(overrides.get("*", {})) - known)
     if unknown:
@@ -178,6 +179,8 @@ def score(
 
 
 def _chosen_metrics(text: str) -> list[str]:
+    from disbench.registry import METRICS
+
     if text == "all":
         return [n for n in METRICS.names() if not METRICS.get(n).needs_dataset]
     names = [n.strip() for n in text.split(",") if n.strip()]

@@ -18,8 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from disbench.api import GroundTruthDataset  # noqa: E402
-from disbench.registry import DATASETS, RegistryError  # noqa: E402
+from disbench.api import GroundTruthDataset, RegistryError  # noqa: E402
 from disbench.run.overrides import parse_override  # noqa: E402
 
 TRAVERSAL_STEPS = 10
@@ -99,6 +98,8 @@ def parse_params(items: list[str]) -> dict[str, object]:
 def run(args: argparse.Namespace) -> int:
     """Build the dataset, write its PNG, print the path; one-line error and 2 on bad input."""
     try:
+        from disbench.registry import DATASETS  # the CLI imports the registry only when it runs
+
         params = parse_params(args.param)
         factory = DATASETS.get(args.name)
         try:

@@ -5,13 +5,21 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import numpy as np
 from scipy import stats
 
-if TYPE_CHECKING:
-    from disbench.report.pooling import Row
+
+class Row(Protocol):
+    """What the statistics read of a leaderboard row (``pooling.Row``): its label and its
+    primary values per metric."""
+
+    label: str
+    values: dict[str, list[float]]
+
+    def median(self, metric: str) -> float | None: ...
+
 
 FALLING = 0.02  # a loss that fell by more than 2% over the last fifth of training
 BOOTSTRAP_RESAMPLES = 9999

@@ -38,13 +38,10 @@ from pathlib import Path
 import numpy as np
 from scipy import stats
 
-from disbench.run.executors import LocalPool
 from disbench.run.numerics import same_numerics
 from disbench.run.progress import ProgressDisplay
-from disbench.run.records import Job
 from disbench.run.schema import Record
 from disbench.run.store import ResultsStore
-from disbench.run.study import RunSpec
 
 TOLERANCE = 0.02  # absolute, per score, for same-numerics records made in a batched group
 LEVEL = 0.1  # a score's permutation p-value at or below which it is flagged
@@ -128,6 +125,10 @@ def where(record: Record) -> str:
 
 def _rerun(records: list[Record], plugins: tuple[str, ...]) -> list[Record]:
     """Rerun ``records`` (one numerics mode and thread count) in a fresh worker process."""
+    from disbench.run.executors import LocalPool  # the worker machinery loads only to rerun
+    from disbench.run.records import Job
+    from disbench.run.study import RunSpec
+
     first = records[0]
     threads = int(first.get("execution", {}).get("threads", 1))
     mode = first.get("execution", {}).get("numerics", "native")

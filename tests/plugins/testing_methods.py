@@ -16,11 +16,29 @@ import time
 from pathlib import Path
 from typing import Any, ClassVar
 
+import attrs
 import numpy as np
 import torch
 
-from disbench.api import Representation, register
+from disbench.api import Representation, param, register
+from disbench.methods._linear import PixelParams
 from disbench.methods.pca import PCAMethod
+
+
+@attrs.frozen(kw_only=True)
+class SleepParams(PixelParams):
+    sleep_s: float = param(0.5, ge=0)
+
+
+@attrs.frozen(kw_only=True)
+class MarkerParams(PixelParams):
+    marker: str = param("", str)
+
+
+@attrs.frozen(kw_only=True)
+class LogParams(PixelParams):
+    log: str = param("", str)
+    sleep_s: float = param(0.5, ge=0)
 
 
 @register
@@ -50,7 +68,7 @@ class NaNCodes(PCAMethod):
 class SleepyPCA(PCAMethod):
     name: ClassVar[str] = "sleepy_pca"
     description: ClassVar[str] = "PCA that sleeps first (for the kill-and-resume test)"
-    defaults: ClassVar[dict[str, Any]] = {**PCAMethod.defaults, "sleep_s": 0.5}
+    Params = SleepParams
 
     def fit(self, dataset, hparams, seed, budget, ctx):  # type: ignore[no-untyped-def]
         time.sleep(hparams["sleep_s"])
@@ -71,7 +89,7 @@ class KillsItsWorker(PCAMethod):
 class NaNWhileMarked(PCAMethod):
     name: ClassVar[str] = "nan_while_marked"
     description: ClassVar[str] = "PCA whose codes are NaN while the file `marker` exists"
-    defaults: ClassVar[dict[str, Any]] = {**PCAMethod.defaults, "marker": ""}
+    Params = MarkerParams
 
     def fit(self, dataset, hparams, seed, budget, ctx):  # type: ignore[no-untyped-def]
         if Path(hparams["marker"]).exists():
@@ -84,7 +102,7 @@ class NaNWhileMarked(PCAMethod):
 class KilledWhileMarked(PCAMethod):
     name: ClassVar[str] = "killed_while_marked"
     description: ClassVar[str] = "PCA whose process is SIGKILLed while the file `marker` exists"
-    defaults: ClassVar[dict[str, Any]] = {**PCAMethod.defaults, "marker": ""}
+    Params = MarkerParams
 
     def fit(self, dataset, hparams, seed, budget, ctx):  # type: ignore[no-untyped-def]
         if Path(hparams["marker"]).exists():
@@ -153,7 +171,7 @@ class OutOfMemoryWhenGrouped(PCAMethod):
 class LoggedPCA(PCAMethod):
     name: ClassVar[str] = "logged_pca"
     description: ClassVar[str] = "PCA that sleeps, then appends its seed to the file `log`"
-    defaults: ClassVar[dict[str, Any]] = {**PCAMethod.defaults, "log": "", "sleep_s": 0.5}
+    Params = LogParams
 
     def fit(self, dataset, hparams, seed, budget, ctx):  # type: ignore[no-untyped-def]
         time.sleep(hparams["sleep_s"])
