@@ -180,3 +180,37 @@ def test_importing_the_api_imports_neither_torch_nor_jax_nor_the_harness() -> No
         "assert not bad, bad\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
+
+
+def test_no_method_module_imports_a_private_name_of_another_module() -> None:
+    """Shared pieces are public: a method reaches into no other module's ``_private`` names."""
+    wrong = []
+    for module, path in _modules().items():
+        if not module.startswith("disbench.methods"):
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("disbench"):
+                private = [a.name for a in node.names if a.name.startswith("_")]
+                if private:
+                    wrong.append(f"{module} imports {private} from {node.module}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_every_trained_builtin_trains_on_the_shared_loop() -> None:
+    """Each built-in PyTorch method's ``fit`` (and ``fit_many``) is written in a module that
+    calls ``loop.run``, or is the VAE base, whose loops (nn/vae.py, nn/batched.py) do."""
+    from disbench.registry import BUILTINS, METHODS
+
+    delegates = {"disbench.methods.nn.vae_method": ("vae.train(", "batched.fit_many(")}
+    for module in ("disbench.methods.nn.vae", "disbench.methods.nn.batched"):
+        assert "loop.run(" in _modules()[module].read_text(), module
+    trained = [n for n in BUILTINS["method"] if METHODS.get(n).framework == "torch"]
+    assert len(trained) >= 12
+    for name in trained:
+        for attr in ("fit", "fit_many"):
+            owner = next(c for c in METHODS.get(name).__mro__ if attr in vars(c))
+            if owner.__module__ == "disbench.api._method":
+                continue  # the API's fit_many calls fit one job at a time
+            source = _modules()[owner.__module__].read_text()
+            calls = delegates.get(owner.__module__, ("loop.run",))
+            assert all(c in source for c in calls), f"{name}.{attr} in {owner.__module__}"
