@@ -7,6 +7,9 @@ so a record is migrated only when its method and metric versions are the registr
 current ones: then the registry says what it said when the run was recorded (a version
 bump is required for any change of value or default). Any other record is named and left
 as it is. Every field already there keeps its value; running it again changes nothing.
+``profile_runs`` is the built-in profile's expansion in this environment: run the migration
+where no plugin is installed, since a profile that takes every registered method
+(``[methods."*"]``, ``names = "all"``) would list the plugins' runs too.
 """
 
 from __future__ import annotations
